@@ -1,0 +1,130 @@
+from flask import flash, redirect, render_template, url_for
+from flask_login import login_required
+
+from app.access import in_organisation_or_404, organisation_or_404
+from app.admin import bp
+from app.admin.forms import IntegrationForm
+from app.extensions import db
+from app.models import BookableObject, BookingStatus, CalendarLink, Integration
+from app.public_urls import lifecycle_notification_url, notification_url, oauth_redirect_uri
+
+STATUS_SETS = {
+    "lock_status_ids": "lock_statuses",
+    "create_entry_status_ids": "create_calendar_entry_statuses",
+    "delete_on_status_ids": "delete_on_statuses",
+}
+SINGLE_STATUSES = ("cancel_status_id", "new_booking_status_id", "status_with_customer_id")
+PLAIN_SETTINGS = (
+    "name",
+    "auth_mode",
+    "ires_field",
+    "allow_booking_update",
+    "ignore_validation_errors",
+    "teams_meeting",
+    "add_customer_attendee",
+    "window_past_days",
+    "window_future_days",
+)
+
+
+@bp.route("/orgs/<int:org_id>/integrations")
+@login_required
+def integration_list(org_id):
+    organisation = organisation_or_404(org_id)
+    integrations = db.session.scalars(
+        db.select(Integration).where(Integration.organisation_id == org_id).order_by(Integration.name)
+    ).all()
+    return render_template("admin/integration_list.html", organisation=organisation, integrations=integrations)
+
+
+@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>")
+@login_required
+def integration_detail(org_id, integration_id):
+    organisation = organisation_or_404(org_id)
+    integration = in_organisation_or_404(Integration, organisation, integration_id)
+    links = db.session.scalars(
+        db.select(CalendarLink).where(CalendarLink.integration_id == integration.id).order_by(CalendarLink.mailbox)
+    ).all()
+    return render_template(
+        "admin/integration_detail.html",
+        organisation=organisation,
+        integration=integration,
+        links=links,
+        redirect_uri=oauth_redirect_uri(),
+        notification_url=notification_url(),
+        lifecycle_url=lifecycle_notification_url(),
+    )
+
+
+@bp.route("/orgs/<int:org_id>/integrations/new", methods=["GET", "POST"])
+@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/edit", methods=["GET", "POST"])
+@login_required
+def integration_edit(org_id, integration_id=None):
+    organisation = organisation_or_404(org_id)
+    integration = in_organisation_or_404(Integration, organisation, integration_id) if integration_id else None
+    statuses = db.session.scalars(
+        db.select(BookingStatus).where(BookingStatus.organisation_id == org_id).order_by(BookingStatus.position)
+    ).all()
+    objects = db.session.scalars(
+        db.select(BookableObject).where(BookableObject.organisation_id == org_id).order_by(BookableObject.name)
+    ).all()
+    form = IntegrationForm(data=_form_data(integration, statuses) if integration else _defaults(statuses))
+    form.set_choices(statuses, objects)
+    if form.validate_on_submit():
+        if integration is None:
+            integration = Integration(organisation_id=org_id)
+            db.session.add(integration)
+        _apply_form(form, integration, statuses)
+        db.session.commit()
+        flash(f"Integration {integration.name} saved.", "success")
+        return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
+    return render_template(
+        "admin/integration_form.html",
+        organisation=organisation,
+        integration=integration,
+        form=form,
+        redirect_uri=oauth_redirect_uri(),
+        notification_url=notification_url(),
+    )
+
+
+def _defaults(statuses):
+    """Sensible starting values for the default status set of a new organisation."""
+    by_name = {s.name.lower(): s.id for s in statuses}
+    return {
+        "cancel_status_id": by_name.get("cancelled", 0),
+        "new_booking_status_id": by_name.get("confirmed", 0),
+        "create_entry_status_ids": [by_name["confirmed"]] if "confirmed" in by_name else [],
+        "delete_on_status_ids": [by_name["cancelled"]] if "cancelled" in by_name else [],
+    }
+
+
+def _form_data(integration, statuses):
+    data = {name: getattr(integration, name) for name in PLAIN_SETTINGS}
+    data.update(
+        tenant_id=integration.tenant_id,
+        client_id=integration.client_id,
+        object_id=integration.object_id or 0,
+    )
+    for field in SINGLE_STATUSES:
+        data[field] = getattr(integration, field) or 0
+    for field, relation in STATUS_SETS.items():
+        data[field] = [s.id for s in getattr(integration, relation)]
+    return data
+
+
+def _apply_form(form, integration, statuses):
+    for name in PLAIN_SETTINGS:
+        value = form[name].data
+        setattr(integration, name, value.strip() if isinstance(value, str) else value)
+    integration.tenant_id = form.tenant_id.data.strip()
+    integration.client_id = form.client_id.data.strip().lower()
+    # The secret is write-only: an empty field keeps the stored one.
+    if form.client_secret.data:
+        integration.client_secret = form.client_secret.data
+    integration.object_id = form.object_id.data or None
+    for field in SINGLE_STATUSES:
+        setattr(integration, field, form[field].data or None)
+    by_id = {s.id: s for s in statuses}
+    for field, relation in STATUS_SETS.items():
+        setattr(integration, relation, [by_id[i] for i in form[field].data if i in by_id])

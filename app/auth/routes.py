@@ -1,0 +1,71 @@
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.auth import bp
+from app.auth.forms import FirstRunForm, LoginForm
+from app.extensions import db, login_manager
+from app.models import User
+from app.models.organisation import ROLE_SUPPORT
+
+
+@login_manager.user_loader
+def load_user(user_id):
+    return db.session.get(User, int(user_id))
+
+
+def no_users_yet():
+    return db.session.scalar(db.select(User.id).limit(1)) is None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if no_users_yet():
+        return redirect(url_for("auth.first_run"))
+    if current_user.is_authenticated:
+        return redirect(url_for("orgs.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(db.select(User).where(User.email == form.email.data.strip().lower()))
+        if user is None or not user.check_password(form.password.data):
+            form.password.errors.append("Unknown e-mail address or wrong password.")
+        else:
+            login_user(user, remember=form.remember.data)
+            return redirect(_safe_next(request.args.get("next")) or url_for("orgs.home"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def first_run():
+    """Creates the first support account; gone as soon as any user exists."""
+    if not no_users_yet():
+        abort(404)
+    form = FirstRunForm()
+    if form.validate_on_submit():
+        user = User(email=form.email.data.strip().lower(), role=ROLE_SUPPORT)
+        user.set_password(form.password.data)
+        db.session.add(user)
+        db.session.commit()
+        login_user(user)
+        flash("Support account created. Create an organisation to begin.", "success")
+        return redirect(url_for("orgs.home"))
+    return render_template("auth/setup.html", form=form)
+
+
+def _safe_next(target):
+    """Only same-site paths: an absolute URL here would be an open redirect."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/"):
+        return None
+    return target

@@ -1,0 +1,73 @@
+"""Booking validation, shared by the portal, the CLI and the sync."""
+
+from dataclasses import dataclass
+
+from app.extensions import db
+from app.models import Booking, BookingStatus, Organisation
+from app.timeutil import utc_to_local
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+def validate_booking(booking):
+    """Return the problems with `booking` (saved or not) as FieldErrors; empty when valid.
+
+    The checks: end after start, and no overlap with another booking of the same object
+    whose status occupies the object. Bookings that touch (one ends when the next starts)
+    do not overlap.
+    """
+    errors = []
+    if booking.start_at is None:
+        errors.append(FieldError("start_at", "Enter a start time."))
+    if booking.end_at is None:
+        errors.append(FieldError("end_at", "Enter an end time."))
+    if errors:
+        return errors
+    if booking.end_at <= booking.start_at:
+        return [FieldError("end_at", "The end must be after the start.")]
+    clash = find_overlap(booking)
+    if clash is not None:
+        errors.append(
+            FieldError(
+                "start_at",
+                f"Overlaps booking {clash.id} ({clash.status.name}) on {clash.object.name} {_period(clash)}.",
+            )
+        )
+    return errors
+
+
+def _period(booking):
+    """The booking's period in its organisation's wall-clock time, as the admin entered it."""
+    zone = db.session.get(Organisation, booking.organisation_id).timezone
+    start = utc_to_local(booking.start_at, zone)
+    end = utc_to_local(booking.end_at, zone)
+    end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    return f"from {start:%Y-%m-%d %H:%M} to {end.strftime(end_format)}"
+
+
+def find_overlap(booking):
+    status = booking.status or db.session.get(BookingStatus, booking.status_id)
+    if status is not None and not status.blocks_object:
+        return None
+    query = (
+        db.select(Booking)
+        .join(Booking.status)
+        .where(
+            Booking.object_id == booking.object_id,
+            BookingStatus.blocks_object.is_(True),
+            Booking.start_at < booking.end_at,
+            Booking.end_at > booking.start_at,
+        )
+        .order_by(Booking.start_at)
+        .limit(1)
+    )
+    if booking.id is not None:
+        query = query.where(Booking.id != booking.id)
+    # The booking under validation may already sit in the session with invalid values:
+    # flushing it here would write it before the caller decided to keep it.
+    with db.session.no_autoflush:
+        return db.session.scalars(query).first()

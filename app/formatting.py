@@ -1,0 +1,29 @@
+"""Jinja filters that show stored UTC times in the organisation's time zone."""
+
+from app.clock import utcnow
+from app.timeutil import utc_to_local
+
+
+def localtime(value, timezone_name, fmt="%Y-%m-%d %H:%M"):
+    if value is None:
+        return "—"
+    return utc_to_local(value, timezone_name).strftime(fmt)
+
+
+def relative_time(value, now=None):
+    if value is None:
+        return "never"
+    seconds = int(((now or utcnow()) - value).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def register(app):
+    app.add_template_filter(localtime)
+    app.add_template_filter(relative_time, "reltime")

@@ -1,0 +1,20 @@
+"""Import every model here so Alembic and the app see the whole schema."""
+
+from app.models.booking import Booking, BookableObject, BookingStatus, Customer
+from app.models.calendar_link import CalendarLink
+from app.models.integration import Integration, OAuthToken
+from app.models.organisation import Organisation, User
+from app.models.sync_log import SyncLogEntry
+
+__all__ = [
+    "BookableObject",
+    "Booking",
+    "BookingStatus",
+    "CalendarLink",
+    "Customer",
+    "Integration",
+    "OAuthToken",
+    "Organisation",
+    "SyncLogEntry",
+    "User",
+]

@@ -1,0 +1,48 @@
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.clock import utcnow
+from app.db_types import EncryptedText, UTCDateTime
+from app.extensions import db
+from app.models.booking import BookableObject
+from app.models.integration import Integration
+
+MAILBOX_ME = "me"
+
+SYNC_NEVER = "never"
+SYNC_OK = "ok"
+SYNC_ERROR = "error"
+
+
+class CalendarLink(db.Model):
+    """One synced calendar: the delegated user's own (`me`) or one room mailbox (its UPN)."""
+
+    __tablename__ = "calendar_links"
+    __table_args__ = (UniqueConstraint("integration_id", "mailbox"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    # `me`, or a room UPN stored lower-case so the uniqueness check ignores case as Exchange does.
+    mailbox: Mapped[str] = mapped_column(String(320))
+    object_id: Mapped[int] = mapped_column(ForeignKey("bookable_objects.id", ondelete="RESTRICT"), index=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+    delta_link: Mapped[str | None] = mapped_column(Text)
+    window_start = mapped_column(UTCDateTime)
+    window_end = mapped_column(UTCDateTime)
+    last_sync_at = mapped_column(UTCDateTime)
+    last_sync_status: Mapped[str] = mapped_column(String(20), default=SYNC_NEVER)
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+
+    subscription_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    subscription_expires_at = mapped_column(UTCDateTime)
+    subscription_client_state = mapped_column(EncryptedText)
+
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    integration: Mapped[Integration] = relationship()
+    object: Mapped[BookableObject] = relationship()
+
+    @property
+    def is_me(self):
+        return self.mailbox == MAILBOX_ME

@@ -1,0 +1,58 @@
+from flask_login import UserMixin
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.clock import utcnow
+from app.db_types import UTCDateTime
+from app.extensions import db
+
+DEFAULT_TIMEZONE = "Europe/Amsterdam"
+
+ROLE_SUPPORT = "support"
+ROLE_ADMIN = "admin"
+ROLES = (ROLE_SUPPORT, ROLE_ADMIN)
+
+
+class Organisation(db.Model):
+    """An i-Reserve customer: everything an admin sees belongs to one of these."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    def __repr__(self):
+        return f"<Organisation {self.id} {self.name!r}>"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('support', 'admin')", name="role_known"),
+        CheckConstraint("role = 'support' OR organisation_id IS NOT NULL", name="admin_has_organisation"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(20))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+    @property
+    def is_support(self):
+        return self.role == ROLE_SUPPORT
+
+    def set_password(self, password):
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password):
+        return check_password_hash(self.password_hash, password)
+
+    def can_access(self, organisation_id):
+        return self.is_support or self.organisation_id == organisation_id

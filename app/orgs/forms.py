@@ -1,0 +1,73 @@
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, DateTimeLocalField, EmailField, IntegerField, SelectField
+from wtforms import StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+
+from app.organisations import is_known_timezone
+
+DATETIME_LOCAL_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+
+class OrganisationForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    timezone = StringField(
+        "Time zone",
+        default="Europe/Amsterdam",
+        validators=[DataRequired()],
+        description="An IANA time zone such as Europe/Amsterdam; the portal shows times in it.",
+    )
+    submit = SubmitField("Save")
+
+    def validate_timezone(self, field):
+        if not is_known_timezone(field.data.strip()):
+            raise ValidationError("Unknown time zone; use a name such as Europe/Amsterdam.")
+
+
+class ObjectForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    capacity = IntegerField("Capacity", validators=[Optional(), NumberRange(min=0, max=100000)])
+    active = BooleanField("Active", default=True)
+    submit = SubmitField("Save")
+
+
+class CustomerForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField(
+        "E-mail address",
+        validators=[Optional(), Email(check_deliverability=False), Length(max=320)],
+        description="Outlook appointments organised from this address are linked to this customer.",
+    )
+    submit = SubmitField("Save")
+
+
+class StatusForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    blocks_object = BooleanField(
+        "Occupies the object",
+        default=True,
+        description="Bookings in this status count when checking for overlaps (off for e.g. Cancelled).",
+    )
+    position = IntegerField("Order", default=0, validators=[Optional(), NumberRange(min=0, max=1000)])
+    submit = SubmitField("Save")
+
+
+class BookingForm(FlaskForm):
+    object_id = SelectField("Object", coerce=int, validators=[DataRequired(message="Choose an object.")])
+    customer_id = SelectField("Customer", coerce=int, validators=[Optional()])
+    status_id = SelectField("Status", coerce=int, validators=[DataRequired(message="Choose a status.")])
+    start_at = DateTimeLocalField(
+        "Start", format=DATETIME_LOCAL_FORMATS, validators=[DataRequired(message="Enter a start time.")]
+    )
+    end_at = DateTimeLocalField(
+        "End", format=DATETIME_LOCAL_FORMATS, validators=[DataRequired(message="Enter an end time.")]
+    )
+    remark = TextAreaField("Remark", validators=[Optional(), Length(max=10000)])
+    submit = SubmitField("Save")
+
+
+class BookingFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    start = DateField("From", validators=[Optional()])
+    end = DateField("Until", validators=[Optional()])

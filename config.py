@@ -1,0 +1,43 @@
+"""Configuration read from the environment.
+
+`instance/config.py`, when present, overrides these values (see create_app).
+SECRET_KEY and ENCRYPTION_KEY left unset are generated on first start and kept
+in the instance folder, so sessions and stored secrets survive restarts.
+"""
+
+import os
+
+
+def normalise_database_url(url):
+    """Point plain PostgreSQL URLs at the psycopg 3 driver that requirements.txt installs."""
+    if not url:
+        return url
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    ENCRYPTION_KEY = os.environ.get("ENCRYPTION_KEY")
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(os.environ.get("DATABASE_URL"))
+    GRAPH_BASE_URL = os.environ.get("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0")
+    MS_LOGIN_BASE_URL = os.environ.get("MS_LOGIN_BASE_URL", "https://login.microsoftonline.com")
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    # A fixed Fernet key keeps tests independent of the instance folder.
+    ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA="
+    WTF_CSRF_ENABLED = False
+    GRAPH_BASE_URL = "https://graph.test/v1.0"
+    MS_LOGIN_BASE_URL = "https://login.test"
+    PUBLIC_BASE_URL = "https://portal.test"
