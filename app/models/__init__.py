@@ -5,6 +5,7 @@ from app.models.calendar_link import CalendarLink
 from app.models.integration import Integration, OAuthToken
 from app.models.organisation import Organisation, User
 from app.models.sync_log import SyncLogEntry
+from app.models.sync_state import SyncSeenEvent
 
 __all__ = [
     "BookableObject",
@@ -16,5 +17,6 @@ __all__ = [
     "OAuthToken",
     "Organisation",
     "SyncLogEntry",
+    "SyncSeenEvent",
     "User",
 ]

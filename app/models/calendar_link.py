@@ -27,10 +27,13 @@ class CalendarLink(db.Model):
     object_id: Mapped[int] = mapped_column(ForeignKey("bookable_objects.id", ondelete="RESTRICT"), index=True)
     enabled: Mapped[bool] = mapped_column(default=True)
 
+    # The URL Graph gave at the end of the last complete round; the next round replays it.
     delta_link: Mapped[str | None] = mapped_column(Text)
+    # The window the delta round was started with: Graph encodes it in its tokens.
     window_start = mapped_column(UTCDateTime)
     window_end = mapped_column(UTCDateTime)
     last_sync_at = mapped_column(UTCDateTime)
+    last_full_sync_at = mapped_column(UTCDateTime)
     last_sync_status: Mapped[str] = mapped_column(String(20), default=SYNC_NEVER)
     last_sync_error: Mapped[str | None] = mapped_column(Text)
 
