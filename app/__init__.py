@@ -36,12 +36,14 @@ def create_app(config_class=Config, instance_path=None):
     from app.admin import bp as admin_bp
     from app.auth import bp as auth_bp
     from app.health import bp as health_bp
+    from app.oauth import bp as oauth_bp
     from app.orgs import bp as orgs_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(orgs_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(oauth_bp)
 
     from app import cli, errors, formatting
 

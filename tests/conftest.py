@@ -19,6 +19,17 @@ PASSWORD_HASH = generate_password_hash(PASSWORD)
 BACKENDS = ["sqlite"] + (["postgresql"] if postgres_base_url() else [])
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests of PostgreSQL-only behaviour (row locks, SKIP LOCKED) exist only on that backend."""
+    kept, dropped = [], []
+    for item in items:
+        wrong_backend = item.get_closest_marker("postgresql_only") and "[postgresql" not in item.nodeid
+        (dropped if wrong_backend else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @contextlib.contextmanager
 def database_for(backend, tmp_path_factory, prefix="t"):
     """A URL of an empty database of the given kind, removed afterwards."""
@@ -123,3 +134,21 @@ def login(client):
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The application's notion of now, frozen and movable: `clock.now`, `clock.advance(...)`."""
+    from datetime import UTC, datetime
+
+    import app.clock
+
+    class Clock:
+        now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+        def advance(self, delta):
+            self.now = self.now + delta
+
+    frozen = Clock()
+    monkeypatch.setattr(app.clock, "utcnow", lambda: frozen.now)
+    return frozen

@@ -3,7 +3,7 @@ import re
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, RadioField, SelectField, SelectMultipleField
 from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED
 
@@ -118,3 +118,34 @@ class IntegrationForm(FlaskForm):
     def validate_object_id(self, field):
         if self.auth_mode.data == AUTH_DELEGATED and not field.data:
             raise ValidationError("Delegated mode syncs one calendar into one object: choose it.")
+
+
+def _lower_stripped(value):
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class RoomForm(FlaskForm):
+    """One room mailbox of an application-mode integration, mapped to an object."""
+
+    # Lower-case, because Exchange ignores the case of addresses and the uniqueness
+    # check of the room table must too.
+    upn = StringField(
+        "Room mailbox",
+        filters=[_lower_stripped],
+        validators=[
+            DataRequired(message="Enter the e-mail address (UPN) of the room mailbox."),
+            Length(max=320),
+            Email(message="Enter an e-mail address such as room-1@contoso.com."),
+        ],
+        description="The e-mail address (user principal name) of the room or resource mailbox.",
+    )
+    object_id = SelectField(
+        "Object",
+        coerce=int,
+        validators=[DataRequired(message="Choose the object this room books.")],
+        description="Appointments in this room's calendar become bookings of this object.",
+    )
+    submit = SubmitField("Add room")
+
+    def set_choices(self, objects):
+        self.object_id.choices = [(0, "— choose —")] + [(o.id, o.name) for o in objects]

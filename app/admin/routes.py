@@ -1,12 +1,21 @@
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
+from sqlalchemy.exc import IntegrityError
 
 from app.access import in_organisation_or_404, organisation_or_404
 from app.admin import bp
-from app.admin.forms import IntegrationForm
+from app.admin.forms import IntegrationForm, RoomForm
+from app.connection_test import run_connection_test
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, CalendarLink, Integration
+from app.models.calendar_link import MAILBOX_ME
+from app.oauth.flow import connect_blocker
 from app.public_urls import lifecycle_notification_url, notification_url, oauth_redirect_uri
+
+ROOMS_NEED_APPLICATION_MODE = (
+    "Rooms belong to integrations with the application method; "
+    "a delegated integration syncs the connected account's own calendar."
+)
 
 STATUS_SETS = {
     "lock_status_ids": "lock_statuses",
@@ -42,18 +51,102 @@ def integration_list(org_id):
 def integration_detail(org_id, integration_id):
     organisation = organisation_or_404(org_id)
     integration = in_organisation_or_404(Integration, organisation, integration_id)
+    return _render_detail(organisation, integration)
+
+
+def _render_detail(organisation, integration, room_form=None):
     links = db.session.scalars(
         db.select(CalendarLink).where(CalendarLink.integration_id == integration.id).order_by(CalendarLink.mailbox)
     ).all()
+    if room_form is None and not integration.is_delegated:
+        room_form = _room_form(organisation)
     return render_template(
         "admin/integration_detail.html",
         organisation=organisation,
         integration=integration,
-        links=links,
+        own_calendar=next((link for link in links if link.mailbox == MAILBOX_ME), None),
+        rooms=[link for link in links if link.mailbox != MAILBOX_ME],
+        room_form=room_form,
+        connect_blocker=connect_blocker(integration),
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),
         lifecycle_url=lifecycle_notification_url(),
     )
+
+
+@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/test", methods=["POST"])
+@login_required
+def integration_test(org_id, integration_id):
+    organisation = organisation_or_404(org_id)
+    integration = in_organisation_or_404(Integration, organisation, integration_id)
+    if integration.is_delegated:
+        abort(400, "Test connection is for the application method; a delegated integration connects by signing in.")
+    report = run_connection_test(integration)
+    return render_template(
+        "admin/connection_test.html", organisation=organisation, integration=integration, report=report
+    )
+
+
+@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/rooms", methods=["POST"])
+@login_required
+def room_add(org_id, integration_id):
+    organisation = organisation_or_404(org_id)
+    integration = in_organisation_or_404(Integration, organisation, integration_id)
+    if integration.is_delegated:
+        abort(400, ROOMS_NEED_APPLICATION_MODE)
+    form = _room_form(organisation)
+    if form.validate_on_submit():
+        if _add_room(integration, form.upn.data, form.object_id.data):
+            flash(f"Room {form.upn.data} added.", "success")
+            return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
+        form.upn.errors.append("This room is in the list already.")
+    return _render_detail(organisation, integration, room_form=form)
+
+
+@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/rooms/<int:link_id>/remove", methods=["GET", "POST"])
+@login_required
+def room_remove(org_id, integration_id, link_id):
+    """GET asks for confirmation; only the POST of that page removes the room."""
+    organisation = organisation_or_404(org_id)
+    integration = in_organisation_or_404(Integration, organisation, integration_id)
+    link = db.session.get(CalendarLink, link_id)
+    if link is None or link.integration_id != integration.id:
+        abort(404)
+    if link.mailbox == MAILBOX_ME:
+        abort(400, "The connected account's own calendar is not a room: disconnect the integration instead.")
+    if request.method == "POST":
+        mailbox = link.mailbox
+        db.session.delete(link)
+        db.session.commit()
+        flash(f"Room {mailbox} removed. Its bookings stay.", "success")
+        return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
+    return render_template("admin/room_remove.html", organisation=organisation, integration=integration, link=link)
+
+
+def _room_form(organisation):
+    objects = db.session.scalars(
+        db.select(BookableObject).where(BookableObject.organisation_id == organisation.id).order_by(BookableObject.name)
+    ).all()
+    form = RoomForm()
+    form.set_choices(objects)
+    return form
+
+
+def _add_room(integration, upn, object_id):
+    """Add a room link; False when the integration has this mailbox already."""
+    taken = db.session.scalar(
+        db.select(CalendarLink.id).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == upn)
+    )
+    if taken is not None:
+        return False
+    db.session.add(CalendarLink(integration_id=integration.id, mailbox=upn, object_id=object_id))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The same room added from another tab an instant earlier.
+        db.session.rollback()
+        return False
+    return True
 
 
 @bp.route("/orgs/<int:org_id>/integrations/new", methods=["GET", "POST"])

@@ -1,0 +1,149 @@
+"""Test connection for application mode: can the app get a token and read each room's calendar?
+
+Support staff use the answer to fix a room's UPN or the tenant's access policy, so each
+room gets its own verdict. The rooms are read through ``$batch``: 300 rooms cost 15
+requests, not 300. Nothing is stored except the connection state the token proves.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from app.extensions import db
+from app.graph.client import BatchRequest
+from app.graph.paths import mailbox_path
+from app.graph.tokens import ReconnectRequired, TokenError, graph_client_for, token_provider_for
+from app.models.calendar_link import MAILBOX_ME, CalendarLink
+from app.models.integration import CONNECTION_CONNECTED
+
+log = logging.getLogger(__name__)
+
+OUTCOME_OK = "ok"
+OUTCOME_NOT_FOUND = "not_found"
+OUTCOME_ACCESS_DENIED = "access_denied"
+OUTCOME_OTHER = "other"
+
+OUTCOME_LABELS = {
+    OUTCOME_OK: "ok",
+    OUTCOME_NOT_FOUND: "mailbox not found",
+    OUTCOME_ACCESS_DENIED: "access denied",
+    OUTCOME_OTHER: "other error",
+}
+
+# Graph codes compared in lower case: Exchange and Graph spell them differently.
+NOT_FOUND_CODES = frozenset(
+    {
+        "erroritemnotfound",
+        "resourcenotfound",
+        "mailboxnotenabledforrestapi",
+        "errornonexistentmailbox",
+        "errorinvaliduser",
+    }
+)
+ACCESS_DENIED_CODES = frozenset({"erroraccessdenied", "accessdenied"})
+
+
+@dataclass(frozen=True)
+class RoomVerdict:
+    """What reading one room's calendar showed."""
+
+    mailbox: str
+    object_name: str
+    outcome: str
+    detail: str
+
+    @property
+    def label(self):
+        return OUTCOME_LABELS[self.outcome]
+
+
+@dataclass
+class ConnectionReport:
+    """The outcome of a connection test: a token problem, or one verdict per enabled room."""
+
+    token_problem: str | None = None
+    rooms: list[RoomVerdict] = field(default_factory=list)
+
+    def count(self, outcome):
+        return sum(1 for room in self.rooms if room.outcome == outcome)
+
+
+def run_connection_test(integration):
+    """Fetch a fresh app-only token for *integration*, then read ``users/{upn}/calendar`` of each enabled room.
+
+    A fresh token, rather than a cached one, proves the client secret works now. When the
+    token works, the integration is marked connected.
+    """
+    provider = token_provider_for(integration)
+    try:
+        provider.refresh_token()
+    except TokenError as failure:
+        return ConnectionReport(token_problem=_token_problem(failure))
+    _mark_connected(integration)
+    links = _enabled_rooms(integration)
+    if not links:
+        return ConnectionReport()
+    client = graph_client_for(integration, token_provider=provider)
+    try:
+        results = client.batch([_calendar_request(link) for link in links])
+    except TokenError as failure:
+        return ConnectionReport(token_problem=_token_problem(failure))
+    by_id = {result.id: result for result in results}
+    return ConnectionReport(rooms=[_verdict(link, by_id[str(link.id)]) for link in links])
+
+
+def _token_problem(failure):
+    if isinstance(failure, ReconnectRequired):
+        return (
+            f"Microsoft issued no token: {failure.reason}. "
+            "Check the tenant id, client id and client secret in the settings, then test again."
+        )
+    return f"No token: {failure}. Test again in a few minutes."
+
+
+def _mark_connected(integration):
+    if integration.connection_state != CONNECTION_CONNECTED or integration.connection_error:
+        integration.connection_state = CONNECTION_CONNECTED
+        integration.connection_error = None
+        db.session.commit()
+
+
+def _enabled_rooms(integration):
+    return db.session.scalars(
+        db.select(CalendarLink)
+        .where(
+            CalendarLink.integration_id == integration.id,
+            CalendarLink.enabled.is_(True),
+            CalendarLink.mailbox != MAILBOX_ME,
+        )
+        .order_by(CalendarLink.mailbox)
+    ).all()
+
+
+def _calendar_request(link):
+    return BatchRequest(id=str(link.id), method="GET", url=f"/{mailbox_path(link)}/calendar?$select=id")
+
+
+def _verdict(link, result):
+    outcome, detail = classify(result)
+    return RoomVerdict(link.mailbox, link.object.name, outcome, detail)
+
+
+def classify(result):
+    """(outcome, detail) for one :class:`~app.graph.client.BatchResult` of a calendar read."""
+    if result.ok:
+        return OUTCOME_OK, "The calendar can be read."
+    error = result.error
+    code = error.code or ""
+    if error.status == 404 or code.lower() in NOT_FOUND_CODES:
+        if code.lower() == "mailboxnotenabledforrestapi":
+            return OUTCOME_NOT_FOUND, (
+                f"{code}: the mailbox is inactive, soft-deleted or hosted on-premises, so Graph cannot read it."
+            )
+        return OUTCOME_NOT_FOUND, f"{code or 'HTTP 404'}: no mailbox with this address. Check the room's UPN."
+    if error.status == 403 or code.lower() in ACCESS_DENIED_CODES:
+        return OUTCOME_ACCESS_DENIED, (
+            f"{code or 'HTTP 403'}: the app may not read this mailbox. An application access policy or an "
+            "Exchange RBAC for Applications scope may exclude it, or the app lacks admin consent for Calendars.Read."
+        )
+    label = code or (f"HTTP {error.status}" if error.status else "No answer")
+    return OUTCOME_OTHER, f"{label}: {error.message}"

@@ -1,0 +1,20 @@
+"""The one place that turns a calendar link into the Graph path of its mailbox.
+
+Delegated and application mode run the same sync code; only this prefix differs.
+Every other module asks here instead of looking at the link's mailbox itself.
+"""
+
+from urllib.parse import quote
+
+from app.models.calendar_link import MAILBOX_ME
+
+
+def mailbox_path(link):
+    """Return ``"me"`` for the delegated user's own calendar, else ``"users/{upn}"``.
+
+    The UPN is percent-encoded except for ``@``, so an address holding ``/``, ``?``,
+    ``#`` or ``'`` cannot change which resource the path names.
+    """
+    if link.mailbox == MAILBOX_ME:
+        return MAILBOX_ME
+    return "users/" + quote(link.mailbox, safe="@")

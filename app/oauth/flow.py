@@ -1,0 +1,296 @@
+""" "Connect with Microsoft" for delegated integrations, and disconnecting.
+
+1. :func:`begin_sign_in` builds the authorize URL (PKCE with S256, a random state) and keeps
+   the state, the code verifier, the user and the integration server-side in the Flask
+   session.
+2. Microsoft sends the browser back to ``/oauth/callback``. :func:`finish_sign_in` trusts only
+   the pending sign-in found under the returned state, never an id in the query string. It
+   redeems the code, reads the account with ``GET me`` and stores tokens, account and
+   calendar link in one commit, so a failure halfway stores nothing.
+
+Every failure marks the integration "needs reconnect" with a readable reason, except
+transient ones, which change nothing and ask to try again.
+"""
+
+import logging
+import secrets
+from datetime import timedelta
+
+from flask import session
+from oauthlib.oauth2 import WebApplicationClient
+from requests_oauthlib import OAuth2Session
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.extensions import db
+from app.graph.errors import GraphError
+from app.graph.tokens import (
+    DELEGATED_SCOPES,
+    ClientSettings,
+    IssuedTokenProvider,
+    ReconnectRequired,
+    TokenError,
+    aadsts_code,
+    authorize_endpoint,
+    describe_refusal,
+    forget_application_token,
+    graph_client_for,
+    record_reconnect_required,
+    redeem_authorization_code,
+    store_delegated_token,
+)
+from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER, CalendarLink
+from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED, Integration, OAuthToken
+from app.public_urls import oauth_redirect_uri
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "oauth_pending_sign_ins"
+#: Authorization codes live about ten minutes; a sign-in left open longer is stale.
+PENDING_LIFETIME = timedelta(minutes=15)
+#: Enough for a few tabs; the oldest pending sign-in makes room for a new one.
+MAX_PENDING = 5
+CODE_VERIFIER_LENGTH = 64
+
+STATE_MISMATCH_REASON = "The answer from Microsoft did not match the sign-in started here (state mismatch)"
+AGAIN = "Connect with Microsoft again."
+
+
+class CannotConnect(Exception):
+    """The integration is not ready for a sign-in; the message says what to fix."""
+
+
+class SignInFailed(Exception):
+    """The callback could not connect the integration.
+
+    :param message: shown to the user; names no secret.
+    :param integration: the integration concerned, when it is known and may be shown.
+    """
+
+    def __init__(self, message, integration=None):
+        super().__init__(message)
+        self.message = message
+        self.integration = integration
+
+
+def connect_blocker(integration):
+    """Why *integration* cannot start a sign-in yet, or ``None`` when it can."""
+    if not integration.is_delegated:
+        return "This integration uses application permissions, which need no sign-in: use Test connection."
+    if not integration.tenant_id or not integration.client_id:
+        return "Enter the tenant id and client id in the settings before connecting."
+    if not integration.has_client_secret:
+        return "Enter the client secret in the settings before connecting."
+    if integration.object_id is None:
+        return "Choose the object this calendar books in the settings before connecting."
+    return None
+
+
+def begin_sign_in(integration, user):
+    """Return the Microsoft authorize URL for *integration* and remember the pending sign-in.
+
+    :raises CannotConnect: when :func:`connect_blocker` names a problem.
+    """
+    problem = connect_blocker(integration)
+    if problem:
+        raise CannotConnect(problem)
+    client = WebApplicationClient(integration.client_id)
+    code_verifier = client.create_code_verifier(CODE_VERIFIER_LENGTH)
+    state = secrets.token_urlsafe(32)
+    with OAuth2Session(client=client, scope=list(DELEGATED_SCOPES), redirect_uri=oauth_redirect_uri()) as oauth:
+        url, _ = oauth.authorization_url(
+            authorize_endpoint(integration.tenant_id),
+            state=state,
+            code_challenge=client.create_code_challenge(code_verifier, "S256"),
+            code_challenge_method="S256",
+            response_mode="query",
+            # Lets the admin pick the mailbox to connect instead of silently reusing
+            # whichever Microsoft account the browser is signed in with.
+            prompt="select_account",
+        )
+    _remember_pending(
+        state,
+        {
+            "integration_id": integration.id,
+            "user_id": user.id,
+            "code_verifier": code_verifier,
+            "started_at": clock.utcnow().timestamp(),
+        },
+    )
+    return url
+
+
+def finish_sign_in(args, user):
+    """Complete the sign-in Microsoft answered with *args* (the callback's query string).
+
+    :returns: the connected :class:`Integration`.
+    :raises SignInFailed: with a message for the user; the integration, when known, is
+        marked "needs reconnect" unless the failure was transient.
+    """
+    pending = _take_pending(args.get("state"))
+    if pending is None or pending["user_id"] != user.id:
+        raise _reject_unmatched_answer(user)
+    integration = _pending_integration(pending, user)
+    if clock.utcnow().timestamp() - pending["started_at"] > PENDING_LIFETIME.total_seconds():
+        _fail(integration, f"The sign-in took longer than {PENDING_LIFETIME.seconds // 60} minutes")
+    if args.get("error"):
+        _fail(integration, describe_refusal(args["error"], aadsts_code(None, args.get("error_description"))))
+    if not args.get("code"):
+        _fail(integration, "Microsoft sent no authorization code")
+    answer = _redeem(integration, args["code"], pending["code_verifier"])
+    profile = _read_profile(integration, answer["access_token"])
+    _save_connection(integration, answer, profile)
+    log.info("Integration %s connected to Microsoft", integration.id)
+    return integration
+
+
+def disconnect(integration):
+    """Forget *integration*'s tokens and account; its settings and calendar links stay.
+
+    Subscriptions, once the product creates them, must be deleted at Graph before this,
+    while the tokens that authorize their deletion still exist.
+    """
+    integration.token = None  # delete-orphan removes the stored row
+    integration.connection_state = CONNECTION_NOT_CONNECTED
+    integration.connection_error = None
+    integration.connected_account = None
+    integration.connected_name = None
+    db.session.commit()
+    forget_application_token(integration.id)
+    log.info("Integration %s disconnected from Microsoft", integration.id)
+
+
+# --- Pending sign-ins in the Flask session ----------------------------------------------
+
+
+def _remember_pending(state, entry):
+    pending = dict(session.get(PENDING_KEY) or {})
+    pending[state] = entry
+    newest = sorted(pending.items(), key=lambda item: item[1]["started_at"])[-MAX_PENDING:]
+    session[PENDING_KEY] = dict(newest)
+
+
+def _take_pending(state):
+    """Remove and return the pending sign-in under *state*: each state is good for one answer."""
+    pending = dict(session.get(PENDING_KEY) or {})
+    entry = pending.pop(state, None) if isinstance(state, str) else None
+    session[PENDING_KEY] = pending
+    return entry
+
+
+def _take_pending_of(user_id):
+    pending = dict(session.get(PENDING_KEY) or {})
+    mine = [entry for entry in pending.values() if entry["user_id"] == user_id]
+    session[PENDING_KEY] = {state: entry for state, entry in pending.items() if entry["user_id"] != user_id}
+    return mine
+
+
+def _reject_unmatched_answer(user):
+    """An answer whose state matches no sign-in this user started here: ignore it, say so.
+
+    The sign-ins this user did start are abandoned: their answer can no longer be told
+    apart from a forged one.
+    """
+    abandoned = []
+    for entry in _take_pending_of(user.id):
+        integration = db.session.get(Integration, entry["integration_id"])
+        if integration is not None and user.can_access(integration.organisation_id):
+            record_reconnect_required(integration, STATE_MISMATCH_REASON)
+            abandoned.append(integration)
+    db.session.commit()
+    log.warning(
+        "OAuth callback for user %s carried an unknown state; %d pending sign-in(s) abandoned",
+        user.id,
+        len(abandoned),
+    )
+    return SignInFailed(
+        "The answer from Microsoft does not belong to a sign-in started here, so it was ignored. " + AGAIN,
+        abandoned[0] if len(abandoned) == 1 else None,
+    )
+
+
+def _pending_integration(pending, user):
+    integration = db.session.get(Integration, pending["integration_id"])
+    if integration is None or not user.can_access(integration.organisation_id):
+        raise SignInFailed("The integration of this sign-in no longer exists.")
+    if not integration.is_delegated:
+        raise SignInFailed(
+            "This integration now uses application permissions, so the sign-in was not stored.", integration
+        )
+    return integration
+
+
+# --- Redeeming the answer ---------------------------------------------------------------
+
+
+def _fail(integration, reason):
+    record_reconnect_required(integration, reason)
+    db.session.commit()
+    log.warning("Sign-in for integration %s failed: %s", integration.id, reason)
+    raise SignInFailed(f"{reason}. {AGAIN}", integration)
+
+
+def _redeem(integration, code, code_verifier):
+    try:
+        answer = redeem_authorization_code(ClientSettings.of(integration), code, code_verifier, oauth_redirect_uri())
+    except ReconnectRequired as refusal:
+        _fail(integration, refusal.reason)
+    except TokenError as failure:
+        raise SignInFailed(f"{failure}. Nothing was changed: connect again in a moment.", integration) from None
+    if not answer.get("refresh_token"):
+        _fail(integration, "Microsoft issued no refresh token (the offline_access permission is missing)")
+    return answer
+
+
+def _read_profile(integration, access_token):
+    client = graph_client_for(integration, token_provider=IssuedTokenProvider(access_token))
+    try:
+        profile = client.get("me", params={"$select": "userPrincipalName,displayName"})
+    except GraphError as exc:
+        if exc.is_transient:
+            raise SignInFailed(
+                f"Signed in, but Microsoft Graph did not answer ({exc.status or exc.code}). Try again.", integration
+            ) from None
+        _fail(integration, f"Signed in, but Microsoft Graph refused to read the account ({exc.code or exc.status})")
+    if not profile.get("userPrincipalName"):
+        _fail(integration, "Microsoft Graph returned no account name for the signed-in user")
+    return profile
+
+
+def _save_connection(integration, answer, profile):
+    account = profile["userPrincipalName"]
+    switched_account = bool(integration.connected_account) and integration.connected_account.lower() != account.lower()
+    if integration.token is None:
+        integration.token = OAuthToken()
+    store_delegated_token(integration.token, answer)
+    integration.connected_account = account
+    integration.connected_name = profile.get("displayName")
+    integration.connection_state = CONNECTION_CONNECTED
+    integration.connection_error = None
+    _ensure_own_calendar_link(integration, switched_account)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Two sign-ins of one integration finished at the same moment; the other one won.
+        db.session.rollback()
+        raise SignInFailed("Another sign-in for this integration finished at the same time; reload the page.") from None
+
+
+def _ensure_own_calendar_link(integration, switched_account):
+    """The one ``me`` link of a delegated integration, on its object (created if missing)."""
+    link = db.session.scalar(
+        db.select(CalendarLink).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == MAILBOX_ME)
+    )
+    if link is None:
+        db.session.add(CalendarLink(integration_id=integration.id, mailbox=MAILBOX_ME, object_id=integration.object_id))
+        return
+    link.object_id = integration.object_id
+    if switched_account:
+        # The stored delta position belongs to the previous account's mailbox.
+        link.delta_link = None
+        link.window_start = None
+        link.window_end = None
+        link.last_sync_at = None
+        link.last_sync_status = SYNC_NEVER
+        link.last_sync_error = None
+        log.info("Integration %s switched account; its calendar starts a full sync", integration.id)
