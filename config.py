@@ -30,6 +30,7 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "100"))
 
 
 class TestConfig(Config):

@@ -49,6 +49,9 @@ def create_app(config_class=Config, instance_path=None):
 
     errors.register(app)
     cli.register(app)
+    from app.sync.cli import sync_group
+
+    app.cli.add_command(sync_group)
     formatting.register(app)
     return app
 

@@ -1,0 +1,1 @@
+"""Inbound synchronisation: Outlook appointments become bookings."""

@@ -1,0 +1,317 @@
+"""Inbound sync of one calendar link: read the delta, decide per event, commit per page.
+
+The delta link advances only after every page before it is committed, so a crash, a
+throttle or a restart at any point leaves the next run to replay pages idempotently and
+end in the same bookings as an uninterrupted run.
+"""
+
+import logging
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app import clock
+from app.extensions import db
+from app.graph.errors import GraphError, GraphNotFound, GraphSyncStateExpired
+from app.graph.paths import mailbox_path
+from app.graph import tokens
+from app.graph.tokens import TokenError
+from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
+from app.models.calendar_link import SYNC_ERROR, SYNC_OK
+from app.sync import decision as rules
+from app.sync.lookups import PageLookups, event_id_column, statuses_of
+from app.sync.mapping import EventNotUnderstood, IncomingEvent, parse_event
+
+log = logging.getLogger(__name__)
+
+UTC_PREFERENCE = 'outlook.timezone="UTC"'
+RECONCILE_CHUNK = 100
+
+
+class SyncFailed(Exception):
+    """A link could not be synced; the message is safe to show in the portal."""
+
+
+@dataclass
+class SyncSummary:
+    pages: int = 0
+    created: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    refused: int = 0
+    errors: int = 0
+    full: bool = False
+
+    def count(self, action):
+        name = {
+            rules.CREATE: "created",
+            rules.UPDATE: "updated",
+            rules.CANCEL: "cancelled",
+            rules.SKIP: "skipped",
+            rules.REFUSE: "refused",
+        }[action]
+        setattr(self, name, getattr(self, name) + 1)
+
+    def as_text(self):
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self) if f.name not in ("full",))
+
+
+def sync_link(link_id, *, full=False, client=None, progress=None):
+    """Sync one link and record the outcome on it.
+
+    `progress`, when given, is called with (link, page number, SyncSummary) after each
+    committed page. Errors are recorded on the link and raised again so a job queue can
+    retry the transient ones.
+    """
+    link = db.session.get(CalendarLink, link_id)
+    if link is None:
+        raise SyncFailed(f"Calendar link {link_id} does not exist.")
+    try:
+        if client is None:
+            client = tokens.graph_client_for(link.integration)
+        summary = _LinkSync(link, client, progress).sync(full)
+    except Exception as error:
+        db.session.rollback()
+        _record_failure(link_id, error)
+        raise
+    link.last_sync_at = clock.utcnow()
+    link.last_sync_status = SYNC_OK
+    link.last_sync_error = None
+    db.session.commit()
+    return summary
+
+
+def _record_failure(link_id, error):
+    link = db.session.get(CalendarLink, link_id)
+    link.last_sync_status = SYNC_ERROR
+    link.last_sync_error = describe_error(error)
+    db.session.add(
+        SyncLogEntry(
+            organisation_id=link.integration.organisation_id,
+            integration_id=link.integration_id,
+            link_id=link.id,
+            action="error",
+            reason=link.last_sync_error,
+            is_error=True,
+        )
+    )
+    db.session.commit()
+    log.warning("Sync of link %s failed: %s", link_id, link.last_sync_error)
+
+
+def describe_error(error):
+    if isinstance(error, GraphError | SyncFailed | TokenError):
+        return str(error)
+    # Anything else is a fault of ours: name its type only, details go to the log.
+    return f"Internal error ({type(error).__name__}); see the server log."
+
+
+class _LinkSync:
+    def __init__(self, link, client, progress):
+        self.link = link
+        self.integration = link.integration
+        self.settings = rules.Settings.of(self.integration)
+        self.context = rules.LinkContext(self.integration.organisation_id, link.object_id)
+        self.timezone = self.integration.organisation.timezone
+        self.statuses = statuses_of(self.context.organisation_id)
+        self.client = client
+        self.progress = progress
+        self.prefix = mailbox_path(link)
+        self.summary = SyncSummary()
+        page_size = current_app.config.get("SYNC_PAGE_SIZE", 100)
+        self.headers = {"Prefer": f"{UTC_PREFERENCE}, odata.maxpagesize={page_size}"}
+
+    def sync(self, full):
+        if full or self._needs_full_round():
+            return self._full_round()
+        try:
+            return self._round(self.link.delta_link, params=None, full=False)
+        except GraphSyncStateExpired as expired:
+            self._log("resync", f"The delta token is no longer valid ({expired.code or expired.status}); full sync.")
+            self.link.delta_link = None
+            db.session.commit()
+            return self._full_round()
+
+    def _needs_full_round(self):
+        link = self.link
+        if not link.delta_link or link.window_start is None or link.last_full_sync_at is None:
+            return True
+        # The window is encoded in Graph's tokens: changed settings need a new round.
+        past = round((link.last_full_sync_at - link.window_start) / timedelta(days=1))
+        future = round((link.window_end - link.last_full_sync_at) / timedelta(days=1))
+        return (past, future) != (self.integration.window_past_days, self.integration.window_future_days)
+
+    def _full_round(self):
+        now = clock.utcnow()
+        start = now - timedelta(days=self.integration.window_past_days)
+        end = now + timedelta(days=self.integration.window_future_days)
+        params = {"startDateTime": _graph_time(start), "endDateTime": _graph_time(end)}
+        db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
+        db.session.commit()
+        try:
+            self._round(f"{self.prefix}/calendarView/delta", params=params, full=True, window=(start, end, now))
+        except GraphSyncStateExpired:
+            # A page link of this round went stale; the docs advise starting the round again.
+            self._log("resync", "A page link of the full sync expired; starting the round again.")
+            db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
+            db.session.commit()
+            self._round(f"{self.prefix}/calendarView/delta", params=params, full=True, window=(start, end, now))
+        return self.summary
+
+    def _round(self, url, *, params, full, window=None):
+        self.summary.full = full
+        delta_link = None
+        for page in self.client.iter_pages(url, params=params, headers=self.headers):
+            self.summary.pages += 1
+            self._apply_page(page.get("value") or [], record_seen=full)
+            db.session.commit()
+            if self.progress:
+                self.progress(self.link, self.summary.pages, self.summary)
+            delta_link = page.get("@odata.deltaLink")
+        if not delta_link:
+            raise SyncFailed("Graph ended the sync round without a delta link.")
+        if full:
+            start, end, started_at = window
+            self._reconcile(start, end)
+            self.link.window_start, self.link.window_end = start, end
+            self.link.last_full_sync_at = started_at
+            db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
+        self.link.delta_link = delta_link
+        db.session.commit()
+        return self.summary
+
+    def _apply_page(self, items, *, record_seen):
+        parsed, not_understood = [], []
+        for item in items:
+            try:
+                parsed.append(parse_event(item, self.timezone))
+            except EventNotUnderstood as problem:
+                not_understood.append((item.get("id"), problem))
+        self._apply_events(parsed)
+        for event_id, problem in not_understood:
+            self.summary.errors += 1
+            self._log("error", f"Event not understood: {problem}.", event_id=event_id, is_error=True)
+        if record_seen:
+            self._remember_seen([event.id for event in parsed if not event.removed])
+
+    def _apply_events(self, events):
+        lookups = self._lookups([event.id for event in events])
+        # Graph calls happen before the first write of the batch: no transaction is held
+        # open while Graph answers, so a token renewal never waits on our own lock.
+        current = self._current_state_of_removed(events, lookups)
+        for event in events:
+            self._handle(event, lookups, current)
+
+    def _lookups(self, event_ids):
+        return PageLookups(self.context.organisation_id, self.settings.ires_field, event_ids, self.statuses)
+
+    def _current_state_of_removed(self, events, lookups):
+        """What Outlook holds now for removed events that have a booking: None when truly gone.
+
+        Graph also reports events that left the window as removed, so look before cancelling.
+        """
+        current = {}
+        for event in events:
+            if event.removed and event.id not in current and lookups.booking_for_event(event.id) is not None:
+                try:
+                    current[event.id] = self.client.get(
+                        f"{self.prefix}/events/{event.id}", headers={"Prefer": UTC_PREFERENCE}
+                    )
+                except GraphNotFound:
+                    current[event.id] = None
+        return current
+
+    def _handle(self, event, lookups, current):
+        decision = rules.decide(event, self.context, self.settings, lookups)
+        if decision.action == rules.VERIFY_REMOVAL:
+            decision = self._decide_removal(event, lookups, current.get(event.id))
+        booking = apply_decision(decision, self.context, self.settings.ires_field)
+        if booking is not None:
+            lookups.remember(booking)
+        if decision.unlink_event:
+            lookups.forget(event.id)
+        self.summary.count(decision.action)
+        booking_id = booking.id if booking is not None else decision.booking_id
+        self._log(decision.action, decision.reason, event_id=event.id, booking_id=booking_id)
+
+    def _decide_removal(self, event, lookups, still_there):
+        if still_there is None:
+            return rules.decide(event, self.context, self.settings, lookups, removal_confirmed=True)
+        try:
+            moved = parse_event(still_there, self.timezone)
+        except EventNotUnderstood as problem:
+            return rules.Decision(rules.SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}.")
+        return rules.decide(moved, self.context, self.settings, lookups)
+
+    def _remember_seen(self, event_ids):
+        if not event_ids:
+            return
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        rows = [{"link_id": self.link.id, "event_id": event_id} for event_id in dict.fromkeys(event_ids)]
+        db.session.execute(insert(SyncSeenEvent).on_conflict_do_nothing(), rows)
+
+    def _reconcile(self, start, end):
+        """Bookings linked to events in the window that the full round did not return are gone."""
+        seen = db.select(SyncSeenEvent.event_id).where(SyncSeenEvent.link_id == self.link.id)
+        event_id = event_id_column(self.settings.ires_field)
+        query = (
+            db.select(Booking.id, event_id)
+            .where(
+                Booking.organisation_id == self.context.organisation_id,
+                Booking.object_id == self.link.object_id,
+                event_id.is_not(None),
+                Booking.start_at < end,
+                Booking.end_at > start,
+                event_id.not_in(seen),
+            )
+            .order_by(Booking.id)
+        )
+        missing = db.session.execute(query).all()
+        db.session.commit()
+        for offset in range(0, len(missing), RECONCILE_CHUNK):
+            chunk = missing[offset : offset + RECONCILE_CHUNK]
+            self._apply_events([IncomingEvent(id=missing_event_id, removed=True) for _, missing_event_id in chunk])
+            db.session.commit()
+
+    def _log(self, action, reason, *, event_id=None, booking_id=None, is_error=False):
+        db.session.add(
+            SyncLogEntry(
+                organisation_id=self.context.organisation_id,
+                integration_id=self.integration.id,
+                link_id=self.link.id,
+                booking_id=booking_id,
+                event_id=event_id,
+                action=action,
+                reason=reason,
+                is_error=is_error or action == rules.REFUSE,
+            )
+        )
+
+
+def apply_decision(decision, context, ires_field):
+    """Write one decision to the session; return the booking it created or changed."""
+    if decision.action == rules.CREATE:
+        booking = Booking(organisation_id=context.organisation_id, extra={ires_field: decision.event_id})
+        for name, value in decision.changes.items():
+            setattr(booking, name, value)
+        db.session.add(booking)
+        db.session.flush()
+        return booking
+    if decision.booking_id is None or decision.action == rules.SKIP and not decision.link_event:
+        return None
+    booking = db.session.get(Booking, decision.booking_id)
+    for name, value in decision.changes.items():
+        setattr(booking, name, value)
+    if decision.link_event:
+        booking.extra[ires_field] = decision.event_id
+    if decision.unlink_event:
+        booking.extra.pop(ires_field, None)
+    return booking
+
+
+def _graph_time(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
