@@ -18,6 +18,13 @@ def normalise_database_url(url):
     return url
 
 
+def _flag(name, default):
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     ENCRYPTION_KEY = os.environ.get("ENCRYPTION_KEY")
@@ -31,6 +38,18 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "100"))
+
+    # Background jobs and the scheduler (see README, "Background jobs and the scheduler").
+    # Off on a web-only host: gunicorn workers then start no runner; `flask scheduler run` still works.
+    SCHEDULER_ENABLED = _flag("SCHEDULER_ENABLED", True)
+    JOB_WORKERS = int(os.environ.get("JOB_WORKERS", "4"))
+    JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "8"))
+    JOB_LEASE_SECONDS = float(os.environ.get("JOB_LEASE_SECONDS", "300"))
+    JOB_POLL_SECONDS = float(os.environ.get("JOB_POLL_SECONDS", "2"))
+    SCHEDULER_LEASE_SECONDS = float(os.environ.get("SCHEDULER_LEASE_SECONDS", "60"))
+    SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "15"))
+    # Below gunicorn's graceful_timeout, so running jobs finish before the master kills the worker.
+    SCHEDULER_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("SCHEDULER_SHUTDOWN_GRACE_SECONDS", "20"))
 
 
 class TestConfig(Config):

@@ -3,6 +3,7 @@
 from app.models.booking import Booking, BookableObject, BookingStatus, Customer
 from app.models.calendar_link import CalendarLink
 from app.models.integration import Integration, OAuthToken
+from app.models.job import Job, SchedulerLease
 from app.models.organisation import Organisation, User
 from app.models.sync_log import SyncLogEntry
 from app.models.sync_state import SyncSeenEvent
@@ -14,8 +15,10 @@ __all__ = [
     "CalendarLink",
     "Customer",
     "Integration",
+    "Job",
     "OAuthToken",
     "Organisation",
+    "SchedulerLease",
     "SyncLogEntry",
     "SyncSeenEvent",
     "User",
