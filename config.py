@@ -37,6 +37,8 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Graph batches notifications; a megabyte holds hundreds of them with room to spare.
+    WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(1024 * 1024)))
     SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "100"))
 
     # Background jobs and the scheduler (see README, "Background jobs and the scheduler").

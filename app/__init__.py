@@ -38,12 +38,14 @@ def create_app(config_class=Config, instance_path=None):
     from app.health import bp as health_bp
     from app.oauth import bp as oauth_bp
     from app.orgs import bp as orgs_bp
+    from app.webhook import bp as webhook_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(orgs_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(oauth_bp)
+    app.register_blueprint(webhook_bp)
 
     from app import cli, errors, formatting
 

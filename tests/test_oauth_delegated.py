@@ -18,6 +18,7 @@ from app.extensions import db
 from app.graph import client as graph_client_module
 from app.graph import tokens
 from app.graph.tokens import DelegatedTokenProvider, ReconnectRequired, TokenServiceUnavailable, graph_client_for
+from app.models.job import Job
 from app.models import CalendarLink, Integration, OAuthToken, User
 from app.oauth.flow import PENDING_KEY
 from tests.conftest import PASSWORD, config_for
@@ -27,7 +28,8 @@ CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 CLIENT_SECRET = "client-secret-value-Q7w!"
 AUTHORIZE_URL = f"https://login.test/{TENANT}/oauth2/v2.0/authorize"
 TOKEN_URL = f"https://login.test/{TENANT}/oauth2/v2.0/token"
-ME_URL = "https://graph.test/v1.0/me"
+GRAPH = "https://graph.test/v1.0"
+ME_URL = f"{GRAPH}/me"
 CALLBACK = "/oauth/callback"
 FIXTURES = Path(__file__).parent / "fixtures" / "identity"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -241,6 +243,10 @@ def test_the_whole_round_trip_connects_the_integration(app, login, world, integr
         assert integration.token.expires_at == NOW + timedelta(seconds=3599)
         links = db.session.scalars(db.select(CalendarLink).where(CalendarLink.integration_id == integration_id)).all()
         assert [(link.mailbox, link.object_id) for link in links] == [("me", world.a.object)]
+        # The calendar starts syncing: a subscription and a first sync are queued, not run here.
+        queued = db.session.execute(db.select(Job.kind, Job.key).order_by(Job.kind)).all()
+        assert queued == [("subscribe_link", str(links[0].id)), ("sync_link", str(links[0].id))]
+        assert len(mocked.calls) == 2  # the code exchange and GET me, nothing else
 
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Connected to Microsoft as Front.Desk@alpha.example." in page
@@ -590,11 +596,25 @@ def test_a_transient_token_endpoint_failure_changes_nothing(app, world, integrat
 # --- Disconnecting ------------------------------------------------------------------------
 
 
-def test_disconnect_deletes_the_tokens_and_the_account(app, login, world, integration_id, frozen_clock):
+def test_disconnect_deletes_the_tokens_and_the_account(app, login, world, integration_id, frozen_clock, mocked):
     with app.app_context():
         store_connected_token(integration_id, NOW + timedelta(minutes=30))
+        link = CalendarLink(integration_id=integration_id, mailbox="me", object_id=world.a.object)
+        link.subscription_id, link.subscription_client_state = "sub-me", "secret-state"
+        db.session.add(link)
+        db.session.commit()
+    mocked.post(
+        f"{GRAPH}/$batch",
+        json={"responses": [{"id": "1", "status": 204, "body": None}]},
+    )
     client = login(world.a.admin)
     response = client.post(detail_path(world, integration_id) + "/disconnect", follow_redirects=True)
+    # The subscription is deleted at Graph with the stored token, before the token goes.
+    sent = json.loads(mocked.calls[0].request.body)["requests"]
+    assert [(r["method"], r["url"]) for r in sent] == [("DELETE", "/subscriptions/sub-me")]
+    assert mocked.calls[0].request.headers["Authorization"].startswith("Bearer ")
+    with app.app_context():
+        assert db.session.scalar(db.select(CalendarLink.subscription_id)) is None
     body = response.get_data(as_text=True)
     assert "Disconnected from Microsoft" in body and "not connected" in body
     with app.app_context():

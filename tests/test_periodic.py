@@ -122,25 +122,21 @@ def test_a_poll_and_a_full_sync_for_one_link_coalesce_into_one_full_sync(context
     assert len(db.session.scalars(select(Job).where(Job.key == str(links["never_synced"]))).all()) == 1
 
 
-def test_the_built_in_jobs_fill_their_slots_and_the_subscription_slots_wait():
+def test_every_slot_is_filled_by_its_job():
+    from app import subscription_jobs
+
     scheduled = {job.name: job for job in periodic.load_periodic_jobs()}
 
     assert scheduled["poll_stale_links"].function is periodic.poll_stale_links
     assert scheduled["daily_full_sync"].function is periodic.daily_full_sync
+    assert scheduled["renew_subscriptions"].function is subscription_jobs.renew_subscriptions
+    assert scheduled["create_missing_subscriptions"].function is subscription_jobs.create_missing_subscriptions
     assert scheduled["poll_stale_links"].every == timedelta(minutes=5)
-    assert {"renew_subscriptions", "create_missing_subscriptions"} <= set(periodic.empty_slots())
+    assert periodic.empty_slots() == []
 
 
-def test_a_feature_plugs_into_a_slot_by_registering_a_function(monkeypatch):
-    monkeypatch.setattr(periodic, "_registered", dict(periodic._registered))
-
-    @periodic.periodic("renew_subscriptions")
-    def renew(now):
-        return now
-
-    scheduled = {job.name: job for job in periodic.load_periodic_jobs()}
-    assert scheduled["renew_subscriptions"].function is renew
-    assert scheduled["renew_subscriptions"].every == timedelta(minutes=15)
+def test_a_slot_takes_one_job_and_unknown_slots_are_refused():
+    periodic.load_periodic_jobs()
     with pytest.raises(ValueError):
         periodic.periodic("renew_subscriptions")(lambda now: None)
     with pytest.raises(ValueError):

@@ -11,6 +11,7 @@ from app.models import BookableObject, BookingStatus, CalendarLink, Integration
 from app.models.calendar_link import MAILBOX_ME
 from app.oauth.flow import connect_blocker
 from app.public_urls import lifecycle_notification_url, notification_url, oauth_redirect_uri
+from app.subscription_jobs import activate_link, deactivate_link
 
 ROOMS_NEED_APPLICATION_MODE = (
     "Rooms belong to integrations with the application method; "
@@ -116,6 +117,7 @@ def room_remove(org_id, integration_id, link_id):
         abort(400, "The connected account's own calendar is not a room: disconnect the integration instead.")
     if request.method == "POST":
         mailbox = link.mailbox
+        deactivate_link(link)
         db.session.delete(link)
         db.session.commit()
         flash(f"Room {mailbox} removed. Its bookings stay.", "success")
@@ -139,8 +141,11 @@ def _add_room(integration, upn, object_id):
     )
     if taken is not None:
         return False
-    db.session.add(CalendarLink(integration_id=integration.id, mailbox=upn, object_id=object_id))
+    link = CalendarLink(integration_id=integration.id, mailbox=upn, object_id=object_id)
+    db.session.add(link)
     try:
+        db.session.flush()
+        activate_link(link.id)
         db.session.commit()
     except IntegrityError:
         # The same room added from another tab an instant earlier.

@@ -40,6 +40,8 @@ class CalendarLink(db.Model):
     subscription_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     subscription_expires_at = mapped_column(UTCDateTime)
     subscription_client_state = mapped_column(EncryptedText)
+    # Why the subscription could not be created or renewed; polling keeps the link synced meanwhile.
+    subscription_error: Mapped[str | None] = mapped_column(Text)
 
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 

@@ -42,6 +42,7 @@ from app.graph.tokens import (
 from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED, Integration, OAuthToken
 from app.public_urls import oauth_redirect_uri
+from app.subscription_jobs import activate_link, unsubscribe_all
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,9 @@ def finish_sign_in(args, user):
         _fail(integration, "Microsoft sent no authorization code")
     answer = _redeem(integration, args["code"], pending["code_verifier"])
     profile = _read_profile(integration, answer["access_token"])
-    _save_connection(integration, answer, profile)
+    link = _save_connection(integration, answer, profile)
+    activate_link(link.id)
+    db.session.commit()
     log.info("Integration %s connected to Microsoft", integration.id)
     return integration
 
@@ -147,9 +150,9 @@ def finish_sign_in(args, user):
 def disconnect(integration):
     """Forget *integration*'s tokens and account; its settings and calendar links stay.
 
-    Subscriptions, once the product creates them, must be deleted at Graph before this,
-    while the tokens that authorize their deletion still exist.
+    Subscriptions are deleted at Graph first, while the tokens that authorise it still exist.
     """
+    unsubscribe_all(integration)
     integration.token = None  # delete-orphan removes the stored row
     integration.connection_state = CONNECTION_NOT_CONNECTED
     integration.connection_error = None
@@ -267,13 +270,14 @@ def _save_connection(integration, answer, profile):
     integration.connected_name = profile.get("displayName")
     integration.connection_state = CONNECTION_CONNECTED
     integration.connection_error = None
-    _ensure_own_calendar_link(integration, switched_account)
+    link = _ensure_own_calendar_link(integration, switched_account)
     try:
         db.session.commit()
     except IntegrityError:
         # Two sign-ins of one integration finished at the same moment; the other one won.
         db.session.rollback()
         raise SignInFailed("Another sign-in for this integration finished at the same time; reload the page.") from None
+    return link
 
 
 def _ensure_own_calendar_link(integration, switched_account):
@@ -282,8 +286,9 @@ def _ensure_own_calendar_link(integration, switched_account):
         db.select(CalendarLink).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == MAILBOX_ME)
     )
     if link is None:
-        db.session.add(CalendarLink(integration_id=integration.id, mailbox=MAILBOX_ME, object_id=integration.object_id))
-        return
+        link = CalendarLink(integration_id=integration.id, mailbox=MAILBOX_ME, object_id=integration.object_id)
+        db.session.add(link)
+        return link
     link.object_id = integration.object_id
     if switched_account:
         # The stored delta position belongs to the previous account's mailbox.
@@ -294,3 +299,4 @@ def _ensure_own_calendar_link(integration, switched_account):
         link.last_sync_status = SYNC_NEVER
         link.last_sync_error = None
         log.info("Integration %s switched account; its calendar starts a full sync", integration.id)
+    return link

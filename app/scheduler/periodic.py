@@ -35,7 +35,7 @@ SLOTS = {
 }
 
 #: Modules whose import registers periodic jobs; a new feature adds its module here.
-PERIODIC_MODULES = ("app.scheduler.periodic",)
+PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscription_jobs")
 
 #: A link without a sync for this long is synced by polling, in case notifications were missed.
 STALE_AFTER = timedelta(minutes=30)

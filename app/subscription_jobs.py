@@ -1,0 +1,145 @@
+"""Subscriptions as jobs: created when a calendar becomes active, renewed on schedule.
+
+Creating a subscription makes Graph call our webhook back before it answers, so it never
+happens inside a portal request; the portal queues a job and the job pool does the work.
+"""
+
+import logging
+
+from app import subscriptions
+from app.extensions import db
+from app.graph.client import BatchRequest
+from app.graph.errors import GraphError
+from app.graph.tokens import TokenError, graph_client_for
+from app.jobs import queue
+from app.jobs.handlers import enqueue_link_sync, handler
+from app.models import CalendarLink, Integration
+from app.models.integration import CONNECTION_CONNECTED
+from app.scheduler.periodic import periodic
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_LINK = "subscribe_link"
+RENEW_SUBSCRIPTION = "renew_subscription"
+RECREATE_SUBSCRIPTION = "recreate_subscription"
+DELETE_SUBSCRIPTION = "delete_subscription"
+
+
+def activate_link(link_id):
+    """A link just became active (connected, added or enabled): subscribe it and sync it.
+
+    Joins the caller's transaction.
+    """
+    queue.enqueue(SUBSCRIBE_LINK, str(link_id))
+    enqueue_link_sync(link_id)
+
+
+def deactivate_link(link):
+    """A link is being removed or disabled: its subscription is deleted in Graph by a job.
+
+    The job carries what it needs, because the link row may be gone when it runs.
+    Joins the caller's transaction.
+    """
+    if link.subscription_id:
+        queue.enqueue(
+            DELETE_SUBSCRIPTION, link.subscription_id, payload={"integration_id": link.integration_id}
+        )
+    subscriptions.forget(link)
+
+
+def unsubscribe_all(integration):
+    """Delete every subscription of `integration` in Graph now, while its tokens still work.
+
+    Used on disconnect, which deletes those tokens next. Best effort: what fails is logged
+    and expires by itself within three days; the links forget their subscriptions anyway.
+    """
+    links = db.session.scalars(
+        db.select(CalendarLink).where(
+            CalendarLink.integration_id == integration.id, CalendarLink.subscription_id.is_not(None)
+        )
+    ).all()
+    if not links:
+        return
+    try:
+        results = graph_client_for(integration).batch(
+            [BatchRequest(str(link.id), "DELETE", f"/subscriptions/{link.subscription_id}") for link in links]
+        )
+        failed = [r for r in results if not r.ok and r.status != 404]
+        if failed:
+            log.warning("%d subscription(s) of integration %s were not deleted", len(failed), integration.id)
+    except (GraphError, TokenError) as error:
+        log.warning("Subscriptions of integration %s not deleted: %s", integration.id, error)
+    for link in links:
+        subscriptions.forget(link)
+
+
+@handler(SUBSCRIBE_LINK)
+def run_subscribe(key, payload):
+    _with_active_link(key, subscriptions.subscribe)
+
+
+@handler(RECREATE_SUBSCRIPTION)
+def run_recreate(key, payload):
+    _with_active_link(key, subscriptions.subscribe)
+
+
+@handler(RENEW_SUBSCRIPTION)
+def run_renew(key, payload):
+    _with_active_link(key, subscriptions.renew)
+
+
+@handler(DELETE_SUBSCRIPTION)
+def run_delete(key, payload):
+    integration = db.session.get(Integration, payload.get("integration_id"))
+    if integration is None or integration.connection_state != CONNECTION_CONNECTED:
+        return  # nothing can authorise the deletion; the subscription expires on its own
+    subscriptions.delete_remote(graph_client_for(integration), key)
+
+
+def _with_active_link(key, action):
+    link = db.session.get(CalendarLink, int(key))
+    if link is None or not link.enabled or link.integration.connection_state != CONNECTION_CONNECTED:
+        return
+    try:
+        action(link, graph_client_for(link.integration))
+    except (GraphError, TokenError) as error:
+        db.session.rollback()
+        link = db.session.get(CalendarLink, int(key))
+        link.subscription_error = str(error)
+        db.session.commit()
+        raise
+    db.session.commit()
+
+
+@periodic("renew_subscriptions")
+def renew_subscriptions(now):
+    """Renew every subscription within two days of expiry, one `$batch` per 20 links.
+
+    Returns the number of links renewed or queued for re-creation. Commits.
+    """
+    due = subscriptions.links_due_for_renewal(now)
+    by_integration = {}
+    for link in due:
+        by_integration.setdefault(link.integration_id, []).append(link)
+    for links in by_integration.values():
+        integration = links[0].integration
+        try:
+            gone = subscriptions.renew_batch(links, graph_client_for(integration))
+        except (GraphError, TokenError) as error:
+            db.session.rollback()
+            log.warning("Renewing subscriptions of integration %s failed: %s", integration.id, error)
+            continue
+        for link in gone:
+            queue.enqueue(RECREATE_SUBSCRIPTION, str(link.id))
+        db.session.commit()
+    return len(due)
+
+
+@periodic("create_missing_subscriptions")
+def create_missing_subscriptions(now):
+    """Queue a subscription for every active link without a live one. Commits."""
+    links = subscriptions.links_missing_a_subscription(now)
+    for link in links:
+        queue.enqueue(SUBSCRIBE_LINK, str(link.id))
+    db.session.commit()
+    return [link.id for link in links]
