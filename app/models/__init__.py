@@ -1,14 +1,17 @@
 """Import every model here so Alembic and the app see the whole schema."""
 
+from app.models.api_token import ApiToken
 from app.models.booking import Booking, BookableObject, BookingStatus, Customer
 from app.models.calendar_link import CalendarLink
 from app.models.integration import Integration, OAuthToken
 from app.models.job import Job, SchedulerLease
 from app.models.organisation import Organisation, User
+from app.models.outbound import OutboundEvent
 from app.models.sync_log import SyncLogEntry
 from app.models.sync_state import SyncSeenEvent
 
 __all__ = [
+    "ApiToken",
     "BookableObject",
     "Booking",
     "BookingStatus",
@@ -18,6 +21,7 @@ __all__ = [
     "Job",
     "OAuthToken",
     "Organisation",
+    "OutboundEvent",
     "SchedulerLease",
     "SyncLogEntry",
     "SyncSeenEvent",

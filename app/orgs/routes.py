@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
 from app.access import in_organisation_or_404, organisation_or_404, support_required, visible_organisations
-from app.booking_rules import validate_booking
+from app.booking_service import save_booking
 from app.clock import utcnow
 from app.extensions import db
 from app.models import BookableObject, Booking, BookingStatus, Customer, Integration, Organisation
@@ -175,18 +175,12 @@ def booking_edit(org_id, booking_id=None):
         candidate.start_at = local_to_utc(form.start_at.data, organisation.timezone)
         candidate.end_at = local_to_utc(form.end_at.data, organisation.timezone)
         candidate.remark = (form.remark.data or "").strip()
-        errors = validate_booking(candidate)
-        if errors:
-            for error in errors:
-                form[error.field].errors.append(error.message)
-            # Nothing half-written: the edited booking goes back to what the database holds.
-            db.session.rollback()
-        else:
-            if booking is None:
-                db.session.add(candidate)
-            db.session.commit()
+        errors = save_booking(candidate)
+        if not errors:
             flash(f"Booking {candidate.id} saved.", "success")
             return redirect(url_for("orgs.booking_list", org_id=org_id))
+        for error in errors:
+            form[error.field].errors.append(error.message)
     return render_template("orgs/booking_form.html", organisation=organisation, form=form, booking=booking)
 
 

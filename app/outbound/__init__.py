@@ -1,0 +1,1 @@
+"""Outbound: bookings appear in the delegated user's Outlook calendar."""
