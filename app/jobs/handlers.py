@@ -9,7 +9,7 @@ from app.models import CalendarLink
 SYNC_LINK = "sync_link"
 
 #: Modules whose import registers handlers; a feature with its own job kinds adds its module here.
-HANDLER_MODULES = ("app.jobs.handlers", "app.subscription_jobs")
+HANDLER_MODULES = ("app.jobs.handlers", "app.subscription_jobs", "app.outbound.engine")
 
 _handlers = {}
 

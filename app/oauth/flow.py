@@ -42,6 +42,7 @@ from app.graph.tokens import (
 from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED, Integration, OAuthToken
 from app.public_urls import oauth_redirect_uri
+from app.outbound.engine import resume_parked
 from app.subscription_jobs import activate_link, unsubscribe_all
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def finish_sign_in(args, user):
     link = _save_connection(integration, answer, profile)
     activate_link(link.id)
     db.session.commit()
+    resume_parked(integration.id)
     log.info("Integration %s connected to Microsoft", integration.id)
     return integration
 

@@ -8,7 +8,7 @@ from app.access import in_organisation_or_404, organisation_or_404, support_requ
 from app.booking_service import save_booking
 from app.clock import utcnow
 from app.extensions import db
-from app.models import BookableObject, Booking, BookingStatus, Customer, Integration, Organisation
+from app.models import BookableObject, Booking, BookingStatus, Customer, Integration, Organisation, OutboundEvent
 from app.organisations import create_organisation
 from app.orgs import bp
 from app.orgs.forms import BookingFilterForm, BookingForm, OrganisationForm
@@ -181,7 +181,14 @@ def booking_edit(org_id, booking_id=None):
             return redirect(url_for("orgs.booking_list", org_id=org_id))
         for error in errors:
             form[error.field].errors.append(error.message)
-    return render_template("orgs/booking_form.html", organisation=organisation, form=form, booking=booking)
+    outlook = (
+        db.session.scalars(db.select(OutboundEvent).where(OutboundEvent.booking_id == booking.id)).all()
+        if booking
+        else []
+    )
+    return render_template(
+        "orgs/booking_form.html", organisation=organisation, form=form, booking=booking, outlook=outlook
+    )
 
 
 def _booking_form_data(booking, organisation):
