@@ -80,6 +80,25 @@ def _empty_all_tables():
                 connection.execute(table.delete())
 
 
+@pytest.fixture(autouse=True)
+def own_graph_state(monkeypatch):
+    """Process-wide Graph state (the pooled session, cached app-only tokens) starts afresh per test."""
+    from app.graph import client as graph_client_module
+    from app.graph import tokens
+
+    monkeypatch.setattr(graph_client_module, "_shared_session", None)
+    monkeypatch.setattr(tokens, "application_tokens", tokens.ApplicationTokenCache())
+
+
+@pytest.fixture
+def mocked():
+    """Every HTTP call must be registered here; an unregistered one fails, and so does one never made."""
+    import responses
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

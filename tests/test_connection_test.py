@@ -38,23 +38,6 @@ ROOM_ANSWERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def own_connection_pool(monkeypatch):
-    """The process-wide Graph session is built on first use; these tests must not decide its size for others."""
-    monkeypatch.setattr(graph_client_module, "_shared_session", None)
-
-
-@pytest.fixture(autouse=True)
-def empty_token_cache(monkeypatch):
-    monkeypatch.setattr(tokens, "application_tokens", tokens.ApplicationTokenCache())
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
 def add_application_integration(organisation, rooms=(), **overrides):
     values = dict(
         organisation_id=organisation.org,

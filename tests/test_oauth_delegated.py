@@ -43,19 +43,6 @@ def form_of(request):
     return dict(parse_qsl(request.body))
 
 
-@pytest.fixture(autouse=True)
-def own_connection_pool(monkeypatch):
-    """The process-wide Graph session is built on first use; these tests must not decide its size for others."""
-    monkeypatch.setattr(graph_client_module, "_shared_session", None)
-
-
-@pytest.fixture
-def mocked():
-    """Every HTTP call must be registered here; an unregistered one fails."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
 @pytest.fixture
 def frozen_clock(monkeypatch):
     moment = {"now": NOW}

@@ -45,12 +45,6 @@ SECRETS = (
 
 
 @pytest.fixture(autouse=True)
-def own_connection_pool(monkeypatch):
-    """The process-wide Graph session is built on first use; these tests must not decide its size for others."""
-    monkeypatch.setattr(graph_client_module, "_shared_session", None)
-
-
-@pytest.fixture(autouse=True)
 def everything_logged(app, caplog, monkeypatch):
     """Capture every level of the product's own loggers and the root logger (after create_app set them)."""
     caplog.set_level(logging.DEBUG)
@@ -58,12 +52,6 @@ def everything_logged(app, caplog, monkeypatch):
     monkeypatch.setattr(tokens, "application_tokens", tokens.ApplicationTokenCache())
     monkeypatch.setattr(clock, "utcnow", lambda: NOW)
     return caplog
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
 
 
 def assert_no_secret_in(text_, where):

@@ -42,24 +42,6 @@ def numbered_tokens():
     return answer
 
 
-@pytest.fixture(autouse=True)
-def own_connection_pool(monkeypatch):
-    """The process-wide Graph session is built on first use; these tests must not decide its size for others."""
-    monkeypatch.setattr(graph_client_module, "_shared_session", None)
-
-
-@pytest.fixture(autouse=True)
-def empty_token_cache(monkeypatch):
-    """The cache lives for the process: each test starts with its own."""
-    monkeypatch.setattr(tokens, "application_tokens", tokens.ApplicationTokenCache())
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
-        yield rsps
-
-
 @pytest.fixture
 def frozen_clock(monkeypatch):
     moment = {"now": NOW}
