@@ -34,6 +34,8 @@ def create_app(config_class=Config, instance_path=None):
     from app import models  # noqa: F401
 
     from app.admin import bp as admin_bp
+    from app.api import bp as api_bp
+    from app.api.portal import bp as api_tokens_bp
     from app.auth import bp as auth_bp
     from app.health import bp as health_bp
     from app.oauth import bp as oauth_bp
@@ -46,6 +48,8 @@ def create_app(config_class=Config, instance_path=None):
     app.register_blueprint(health_bp)
     app.register_blueprint(oauth_bp)
     app.register_blueprint(webhook_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(api_tokens_bp)
 
     from app import cli, errors, formatting
 

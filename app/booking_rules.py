@@ -7,10 +7,14 @@ from app.models import Booking, BookingStatus, Organisation
 from app.timeutil import utc_to_local
 
 
+OVERLAP = "overlap"
+
+
 @dataclass(frozen=True)
 class FieldError:
     field: str
     message: str
+    code: str | None = None  # lets callers tell an overlap (a conflict) from invalid input
 
 
 def validate_booking(booking):
@@ -35,6 +39,7 @@ def validate_booking(booking):
             FieldError(
                 "start_at",
                 f"Overlaps booking {clash.id} ({clash.status.name}) on {clash.object.name} {_period(clash)}.",
+                OVERLAP,
             )
         )
     return errors
