@@ -1,6 +1,6 @@
 """Jinja filters that show stored UTC times in the organisation's time zone."""
 
-from app.clock import utcnow
+from app import clock
 from app.timeutil import utc_to_local
 
 
@@ -13,7 +13,7 @@ def localtime(value, timezone_name, fmt="%Y-%m-%d %H:%M"):
 def relative_time(value, now=None):
     if value is None:
         return "never"
-    seconds = int(((now or utcnow()) - value).total_seconds())
+    seconds = int(((now or clock.utcnow()) - value).total_seconds())
     future = seconds < 0
     seconds = abs(seconds)
     for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):

@@ -276,10 +276,13 @@ def test_the_own_calendar_is_no_room(app, login, world):
     assert "Own calendar of" in page and "Add a room" not in page
 
 
-def test_the_integration_page_lists_rooms_and_offers_the_room_form(app, login, world, rooms):
-    page = login(world.a.admin).get(rooms.base).get_data(as_text=True)
-    assert "<h2>Rooms</h2>" in page and "Add a room" in page and "Test connection" in page
-    assert "room-off@alpha.example" in page
+def test_the_integration_page_links_to_the_room_table_which_offers_the_room_form(app, login, world, rooms):
+    client = login(world.a.admin)
+    status = client.get(rooms.base).get_data(as_text=True)
+    assert "Test connection" in status and "6 room mailbox(es), 1 disabled." in status
+    assert f'href="{rooms.base}/rooms"' in status
+    page = client.get(rooms.base + "/rooms").get_data(as_text=True)
+    assert "Add a room" in page and "room-off@alpha.example" in page
     assert f'<option value="{world.a.object}">Room A</option>' in page
     assert "Room B" not in page
 

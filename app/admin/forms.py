@@ -1,8 +1,19 @@
 import re
 
+from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, RadioField, SelectField, SelectMultipleField
-from wtforms import StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
 from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED
@@ -14,7 +25,12 @@ NONE_CHOICE = (0, "— none —")
 
 
 class IntegrationForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)], default="Outlook")
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Length(max=200)],
+        default="Outlook",
+        description="How this integration is called in the portal, e.g. Meeting rooms.",
+    )
     auth_mode = RadioField(
         "Connection method",
         choices=[
@@ -30,7 +46,9 @@ class IntegrationForm(FlaskForm):
         description="The directory (tenant) id of the Entra ID tenant, or its domain such as contoso.onmicrosoft.com.",
     )
     client_id = StringField(
-        "Client id", validators=[DataRequired()], description="The application (client) id of the Azure app registration."
+        "Client id",
+        validators=[DataRequired()],
+        description="The application (client) id of the Azure app registration.",
     )
     client_secret = PasswordField(
         "Client secret",
@@ -149,3 +167,75 @@ class RoomForm(FlaskForm):
 
     def set_choices(self, objects):
         self.object_id.choices = [(0, "— choose —")] + [(o.id, o.name) for o in objects]
+
+
+def is_mailbox_address(value):
+    """Whether `value` is a well-formed e-mail address, by the same rule as the room form."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+class RoomEditForm(RoomForm):
+    submit = SubmitField("Save room")
+
+
+class BulkPasteForm(FlaskForm):
+    """Many rooms at once: one `address,object` line per room, previewed before anything is written."""
+
+    rooms = TextAreaField(
+        "Rooms, one per line",
+        validators=[
+            DataRequired(message="Paste at least one line: the room's address, a comma, then its object."),
+            Length(max=500_000, message="That is more text than a room list needs; paste it in parts."),
+        ],
+        description=(
+            "Each line: the room mailbox address, a comma (or a semicolon or tab), then the object's name or id, "
+            "e.g. room-1@contoso.com,Board room. Object names ignore case. A header line and lines "
+            "starting with # are skipped."
+        ),
+    )
+    # The fingerprint of the preview the admin confirmed; the plan made on confirmation must match it.
+    digest = HiddenField()
+    preview = SubmitField("Preview")
+    apply = SubmitField("Apply")
+
+
+ROOM_STATUS_CHOICES = [("", "any status"), ("ok", "ok"), ("error", "error"), ("never", "never synced")]
+ROOM_ENABLED_CHOICES = [("", "enabled and disabled"), ("yes", "enabled only"), ("no", "disabled only")]
+ROOM_SORTS = ("upn", "object", "last_sync", "status")
+
+
+class RoomFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    q = StringField("Search", validators=[Optional(), Length(max=200)], description="Part of the address or object.")
+    status = SelectField("Status", choices=ROOM_STATUS_CHOICES, default="", validators=[Optional()])
+    enabled = SelectField("Enabled", choices=ROOM_ENABLED_CHOICES, default="", validators=[Optional()])
+    sort = HiddenField(default="upn")
+    dir = HiddenField(default="asc")
+
+
+SYNC_LOG_ACTIONS = ("create", "update", "cancel", "skip", "refuse", "error", "resync")
+
+
+class SyncLogFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    room = SelectField("Calendar", coerce=int, default=0, validators=[Optional()])
+    action = SelectField(
+        "Action",
+        choices=[("", "all actions")] + [(a, a) for a in SYNC_LOG_ACTIONS],
+        default="",
+        validators=[Optional()],
+    )
+    only_errors = BooleanField("Errors only")
+
+    def set_choices(self, links):
+        self.room.choices = [(0, "all calendars")] + [
+            (link.id, "own calendar" if link.is_me else link.mailbox) for link in links
+        ]

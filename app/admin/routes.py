@@ -1,22 +1,16 @@
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_login import login_required
-from sqlalchemy.exc import IntegrityError
 
+from app import audit, clock
 from app.access import in_organisation_or_404, organisation_or_404
-from app.admin import bp
-from app.admin.forms import IntegrationForm, RoomForm
+from app.admin import bp, health
+from app.admin.forms import IntegrationForm
 from app.connection_test import run_connection_test
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, CalendarLink, Integration
 from app.models.calendar_link import MAILBOX_ME
 from app.oauth.flow import connect_blocker
 from app.public_urls import lifecycle_notification_url, notification_url, oauth_redirect_uri
-from app.subscription_jobs import activate_link, deactivate_link
-
-ROOMS_NEED_APPLICATION_MODE = (
-    "Rooms belong to integrations with the application method; "
-    "a delegated integration syncs the connected account's own calendar."
-)
 
 STATUS_SETS = {
     "lock_status_ids": "lock_statuses",
@@ -44,30 +38,34 @@ def integration_list(org_id):
     integrations = db.session.scalars(
         db.select(Integration).where(Integration.organisation_id == org_id).order_by(Integration.name)
     ).all()
-    return render_template("admin/integration_list.html", organisation=organisation, integrations=integrations)
+    return render_template(
+        "admin/integration_list.html",
+        organisation=organisation,
+        integrations=integrations,
+        calendars=health.calendar_counts([i.id for i in integrations]),
+    )
 
 
 @bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>")
 @login_required
 def integration_detail(org_id, integration_id):
+    """The integration's status at a glance: connection, calendars, recent bookings, jobs, scheduler."""
     organisation = organisation_or_404(org_id)
     integration = in_organisation_or_404(Integration, organisation, integration_id)
-    return _render_detail(organisation, integration)
-
-
-def _render_detail(organisation, integration, room_form=None):
-    links = db.session.scalars(
-        db.select(CalendarLink).where(CalendarLink.integration_id == integration.id).order_by(CalendarLink.mailbox)
-    ).all()
-    if room_form is None and not integration.is_delegated:
-        room_form = _room_form(organisation)
+    own_calendar = db.session.scalar(
+        db.select(CalendarLink).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == MAILBOX_ME)
+    )
     return render_template(
         "admin/integration_detail.html",
         organisation=organisation,
         integration=integration,
-        own_calendar=next((link for link in links if link.mailbox == MAILBOX_ME), None),
-        rooms=[link for link in links if link.mailbox != MAILBOX_ME],
-        room_form=room_form,
+        own_calendar=own_calendar,
+        calendars=health.calendar_counts([integration.id])[integration.id],
+        activity=health.booking_activity(integration.id, clock.utcnow()),
+        jobs=health.job_figures(integration.id),
+        failed_jobs=health.failed_jobs(integration.id),
+        heartbeat=health.scheduler_heartbeat(),
+        health_of=health.health_of,
         connect_blocker=connect_blocker(integration),
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),
@@ -88,72 +86,6 @@ def integration_test(org_id, integration_id):
     )
 
 
-@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/rooms", methods=["POST"])
-@login_required
-def room_add(org_id, integration_id):
-    organisation = organisation_or_404(org_id)
-    integration = in_organisation_or_404(Integration, organisation, integration_id)
-    if integration.is_delegated:
-        abort(400, ROOMS_NEED_APPLICATION_MODE)
-    form = _room_form(organisation)
-    if form.validate_on_submit():
-        if _add_room(integration, form.upn.data, form.object_id.data):
-            flash(f"Room {form.upn.data} added.", "success")
-            return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
-        form.upn.errors.append("This room is in the list already.")
-    return _render_detail(organisation, integration, room_form=form)
-
-
-@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/rooms/<int:link_id>/remove", methods=["GET", "POST"])
-@login_required
-def room_remove(org_id, integration_id, link_id):
-    """GET asks for confirmation; only the POST of that page removes the room."""
-    organisation = organisation_or_404(org_id)
-    integration = in_organisation_or_404(Integration, organisation, integration_id)
-    link = db.session.get(CalendarLink, link_id)
-    if link is None or link.integration_id != integration.id:
-        abort(404)
-    if link.mailbox == MAILBOX_ME:
-        abort(400, "The connected account's own calendar is not a room: disconnect the integration instead.")
-    if request.method == "POST":
-        mailbox = link.mailbox
-        deactivate_link(link)
-        db.session.delete(link)
-        db.session.commit()
-        flash(f"Room {mailbox} removed. Its bookings stay.", "success")
-        return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
-    return render_template("admin/room_remove.html", organisation=organisation, integration=integration, link=link)
-
-
-def _room_form(organisation):
-    objects = db.session.scalars(
-        db.select(BookableObject).where(BookableObject.organisation_id == organisation.id).order_by(BookableObject.name)
-    ).all()
-    form = RoomForm()
-    form.set_choices(objects)
-    return form
-
-
-def _add_room(integration, upn, object_id):
-    """Add a room link; False when the integration has this mailbox already."""
-    taken = db.session.scalar(
-        db.select(CalendarLink.id).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == upn)
-    )
-    if taken is not None:
-        return False
-    link = CalendarLink(integration_id=integration.id, mailbox=upn, object_id=object_id)
-    db.session.add(link)
-    try:
-        db.session.flush()
-        activate_link(link.id)
-        db.session.commit()
-    except IntegrityError:
-        # The same room added from another tab an instant earlier.
-        db.session.rollback()
-        return False
-    return True
-
-
 @bp.route("/orgs/<int:org_id>/integrations/new", methods=["GET", "POST"])
 @bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/edit", methods=["GET", "POST"])
 @login_required
@@ -169,10 +101,15 @@ def integration_edit(org_id, integration_id=None):
     form = IntegrationForm(data=_form_data(integration, statuses) if integration else _defaults(statuses))
     form.set_choices(statuses, objects)
     if form.validate_on_submit():
-        if integration is None:
+        created = integration is None
+        if created:
             integration = Integration(organisation_id=org_id)
             db.session.add(integration)
+        before = {} if created else _shown_settings(integration)
+        had_secret = integration.has_client_secret
         _apply_form(form, integration, statuses)
+        db.session.flush()
+        _audit_settings(form, integration, created, before, had_secret)
         db.session.commit()
         flash(f"Integration {integration.name} saved.", "success")
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
@@ -226,3 +163,35 @@ def _apply_form(form, integration, statuses):
     by_id = {s.id: s for s in statuses}
     for field, relation in STATUS_SETS.items():
         setattr(integration, relation, [by_id[i] for i in form[field].data if i in by_id])
+
+
+def _shown_settings(integration):
+    """The settings as the audit log shows them: names rather than ids, never the secret."""
+    shown = {name: getattr(integration, name) for name in PLAIN_SETTINGS}
+    shown.update(tenant_id=integration.tenant_id, client_id=integration.client_id)
+    shown["object_id"] = _name_of(BookableObject, integration.object_id)
+    for field in SINGLE_STATUSES:
+        shown[field] = _name_of(BookingStatus, getattr(integration, field))
+    for field, relation in STATUS_SETS.items():
+        shown[field] = sorted(s.name for s in getattr(integration, relation))
+    return shown
+
+
+def _name_of(model, row_id):
+    row = db.session.get(model, row_id) if row_id else None
+    return row.name if row else None
+
+
+def _audit_settings(form, integration, created, before, had_secret):
+    replaced = bool(form.client_secret.data)
+    if created:
+        detail = f"{integration.name}, {integration.auth_mode} method" + (", client secret set" if replaced else "")
+        audit.record(integration, audit.INTEGRATION_CREATED, detail + ".")
+        return
+    # In the order of the form; the secret is not among them and is never shown.
+    labels = {field.name: field.label.text for field in form if field.name in before}
+    changes = audit.describe_changes(before, _shown_settings(integration), labels)
+    if replaced:
+        changes.append("client secret replaced" if had_secret else "client secret set")
+    if changes:
+        audit.record(integration, audit.SETTINGS_SAVED, "; ".join(changes) + ".")

@@ -1,6 +1,7 @@
 """Import every model here so Alembic and the app see the whole schema."""
 
 from app.models.api_token import ApiToken
+from app.models.audit import AuditEntry
 from app.models.booking import Booking, BookableObject, BookingStatus, Customer
 from app.models.calendar_link import CalendarLink
 from app.models.integration import Integration, OAuthToken
@@ -12,6 +13,7 @@ from app.models.sync_state import SyncSeenEvent
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "BookableObject",
     "Booking",
     "BookingStatus",

@@ -1,0 +1,114 @@
+"""Changes to an integration's room table, each with its subscription jobs and its audit entry.
+
+Every function joins the caller's transaction; the view commits. Adding or enabling a
+room queues its subscription and a first sync (`activate_link`); removing or disabling
+one queues the deletion of its subscription (`deactivate_link`). Graph is never called
+from here.
+"""
+
+from app import audit
+from app.extensions import db
+from app.models import BookableObject, CalendarLink, SyncSeenEvent
+from app.models.calendar_link import SYNC_NEVER
+from app.subscription_jobs import activate_link, deactivate_link
+
+
+def room_taken(integration, upn, *, other_than=None):
+    """Whether the integration has a room with this address (besides link `other_than`)."""
+    query = db.select(CalendarLink.id).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == upn)
+    if other_than is not None:
+        query = query.where(CalendarLink.id != other_than)
+    return db.session.scalar(query) is not None
+
+
+def add_room(integration, upn, object_id):
+    """Add one room and audit it. Raises IntegrityError (at flush) if the address is taken meanwhile."""
+    link = _create(integration, upn, object_id)
+    audit.record(integration, audit.ROOM_ADDED, f"{upn} → {link.object.name}.")
+    return link
+
+
+def _create(integration, upn, object_id):
+    link = CalendarLink(integration_id=integration.id, mailbox=upn, object_id=object_id)
+    db.session.add(link)
+    db.session.flush()
+    activate_link(link.id)
+    return link
+
+
+def edit_room(link, upn, object_id):
+    """Change a room's address and object; return what changed (empty when nothing did).
+
+    A new address is a different calendar: its subscription, delta token and sync state
+    start afresh. A new object takes the appointments synced from now on; bookings made
+    earlier keep theirs.
+    """
+    changes = []
+    address_changed = upn != link.mailbox
+    if address_changed:
+        changes.append(f"address {link.mailbox} → {upn}")
+        deactivate_link(link)
+        _forget_sync_state(link)
+        link.mailbox = upn
+    if object_id != link.object_id:
+        new_object = db.session.get(BookableObject, object_id)
+        changes.append(f"object {link.object.name} → {new_object.name}")
+        link.object_id = object_id
+        link.object = new_object
+    if not changes:
+        return changes
+    db.session.flush()
+    if address_changed and link.enabled:
+        activate_link(link.id)
+    audit.record(link.integration, audit.ROOM_EDITED, f"{link.mailbox}: " + "; ".join(changes) + ".")
+    return changes
+
+
+def _forget_sync_state(link):
+    link.delta_link = None
+    link.window_start = None
+    link.window_end = None
+    link.last_sync_at = None
+    link.last_full_sync_at = None
+    link.last_sync_status = SYNC_NEVER
+    link.last_sync_error = None
+    link.subscription_error = None
+    db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == link.id))
+
+
+def set_enabled(link, enabled):
+    """Enable (subscribe and sync) or disable (unsubscribe) a room; False when it already was."""
+    if link.enabled == enabled:
+        return False
+    link.enabled = enabled
+    if enabled:
+        activate_link(link.id)
+    else:
+        deactivate_link(link)
+    audit.record(link.integration, audit.ROOM_ENABLED if enabled else audit.ROOM_DISABLED, f"{link.mailbox}.")
+    return True
+
+
+def remove_room(link):
+    """Remove a room; its bookings and its sync log stay."""
+    integration, mailbox, object_name = link.integration, link.mailbox, link.object.name
+    deactivate_link(link)
+    db.session.delete(link)
+    audit.record(integration, audit.ROOM_REMOVED, f"{mailbox} (was mapped to {object_name}).")
+
+
+def apply_paste(integration, plan):
+    """Write a confirmed bulk-paste plan: add its new rooms, move its changed ones; one audit entry."""
+    for planned in plan.added:
+        _create(integration, planned.upn, planned.object_id)
+    for planned in plan.changed:
+        link = db.session.get(CalendarLink, planned.link_id)
+        link.object_id = planned.object_id
+    lines = [plan.summary() + "."]
+    if plan.added:
+        lines.append("Added: " + ", ".join(f"{p.upn} → {p.object_name}" for p in plan.added) + ".")
+    if plan.changed:
+        lines.append(
+            "Changed: " + ", ".join(f"{p.upn} {p.old_object_name} → {p.object_name}" for p in plan.changed) + "."
+        )
+    audit.record(integration, audit.ROOMS_PASTED, " ".join(lines))

@@ -1,0 +1,142 @@
+"""The admin portal in a real browser, scripts off: settings, bulk paste with its preview, the room table.
+
+Drives Debian's chromium through Playwright against the real portal served from a
+thread; no browser is downloaded. Without /usr/bin/chromium this test skips.
+"""
+
+import os
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.extensions import db
+from app.models import BookableObject, CalendarLink, Integration
+from app.models.organisation import ROLE_ADMIN
+from app.organisations import create_organisation
+from tests.conftest import PASSWORD, add_user, config_for
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ADMIN = "admin@alpha.example"
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason="needs Debian's chromium at /usr/bin/chromium: run `apt-get install chromium` to enable this test",
+)
+
+
+@pytest.fixture
+def portal(tmp_path):
+    """The portal on a free local port, with CSRF on as in production, over a fresh SQLite file."""
+    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
+    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    with app.app_context():
+        db.create_all()
+        organisation = create_organisation("Alpha Rooms")
+        add_user(ADMIN, ROLE_ADMIN, organisation.id)
+        db.session.add_all(
+            [BookableObject(organisation_id=organisation.id, name=name) for name in ("Board room", "Hall")]
+        )
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            # Scripts off: every step must work with plain links and forms.
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def room_links(app):
+    with app.app_context():
+        return sorted(db.session.execute(db.select(CalendarLink.mailbox, CalendarLink.enabled)).all())
+
+
+def test_an_admin_configures_rooms_by_bulk_paste_in_a_browser(portal, page):
+    app, base = portal
+
+    page.goto(base + "/login")
+    page.get_by_label("E-mail").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    page.get_by_role("link", name="Integrations").first.click()
+    page.get_by_role("link", name="New integration").click()
+    page.get_by_text("Which connection method?").wait_for()
+    page.get_by_label("Name").fill("Meeting rooms")
+    page.get_by_label("Application: room and resource mailboxes").check()
+    page.get_by_label("Tenant id").fill("contoso.onmicrosoft.com")
+    page.get_by_label("Client id").fill("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    page.get_by_label("Client secret").fill("app-secret-from-azure")
+    page.get_by_label("Status for new bookings").select_option(label="Confirmed")
+    page.get_by_label("Lock statuses").select_option(label="Invoiced")
+    page.get_by_label("Days in the future").fill("200")
+    page.get_by_role("button", name="Save").click()
+
+    page.get_by_text("Integration Meeting rooms saved.").wait_for()
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Meeting rooms")
+    with app.app_context():
+        integration = db.session.scalar(db.select(Integration))
+        assert (integration.auth_mode, integration.window_future_days) == ("application", 200)
+        assert [s.name for s in integration.lock_statuses] == ["Invoiced"]
+
+    page.get_by_role("link", name="Paste a list of rooms").click()
+    page.get_by_label("Rooms, one per line").fill(
+        "upn,object\nroom-1@contoso.com,board room\nnot-an-address,Hall\nRoom-2@Contoso.com;Hall\n"
+    )
+    page.get_by_role("button", name="Preview").click()
+
+    page.get_by_role("heading", name="Rejected lines").wait_for()
+    rejected = page.locator("#rejected").inner_text()
+    assert "not-an-address,Hall" in rejected and "is not an e-mail address." in rejected
+    added = page.locator("#added").inner_text()
+    assert "room-1@contoso.com" in added and "Board room" in added and "room-2@contoso.com" in added
+    assert room_links(app) == []  # the preview writes nothing
+
+    page.get_by_role("button", name="Apply: add 2, change 0").click()
+
+    page.get_by_text("2 room(s) added, 0 changed").wait_for()
+    rows = page.locator("table.rooms tbody tr")
+    assert rows.count() == 2
+    assert "room-1@contoso.com" in rows.nth(0).inner_text() and "Board room" in rows.nth(0).inner_text()
+    assert "never synced" in rows.nth(1).inner_text()
+    assert room_links(app) == [("room-1@contoso.com", True), ("room-2@contoso.com", True)]
+
+    page.get_by_role("link", name="Status").first.click()
+    assert "2 room mailbox(es)." in page.locator("#rooms-heading + p").inner_text()
+
+    # On a phone the wide room table scrolls inside its wrapper; the page itself does not.
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(page.url + "/rooms")
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1]
+    wrapper = page.evaluate(
+        "() => { const w = document.querySelector('.table-wrap'); return [w.scrollWidth, w.clientWidth]; }"
+    )
+    assert wrapper[0] > wrapper[1]
