@@ -1,0 +1,274 @@
+"""`make demo`: the portal and the Microsoft 365 stand-in side by side, seeded, in one command.
+
+1. starts the stand-in (`python -m tools.fakegraph --seed demo`): tenant Fabrikam, the
+   users Megan and Adele, three rooms with appointments (a weekly series among them);
+2. builds a fresh SQLite database `instance/demo.db` with `flask db upgrade` and seeds it:
+   an organisation, a support account, a delegated integration for Megan's calendar and
+   an application integration for the three rooms, tested and activated;
+3. starts the portal with gunicorn, pointed at the stand-in, and waits for the first sync.
+
+Ctrl-C stops both. Every run starts afresh: the stand-in keeps its world in memory only.
+Plain http needs OAUTHLIB_INSECURE_TRANSPORT=1 in the portal's environment (requests-oauthlib
+refuses http otherwise); the demo sets it, never do so in production.
+"""
+
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tools.fakegraph import seed
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+DATABASE = INSTANCE / "demo.db"
+BIN = Path(sys.executable).parent
+SUPPORT_EMAIL = "support@demo.example"
+STARTUP_SECONDS = 30
+FIRST_SYNC_SECONDS = 60
+
+
+def main():
+    portal_address = os.environ.get("BIND", "127.0.0.1:8000")
+    graph_port = int(os.environ.get("DEMO_GRAPH_PORT", "8025"))
+    portal_host, portal_port = portal_address.rsplit(":", 1)
+    for host, port in ((portal_host, int(portal_port)), ("127.0.0.1", graph_port)):
+        if not _port_free(host, port):
+            sys.exit(f"Port {host}:{port} is in use; set BIND (portal) or DEMO_GRAPH_PORT (stand-in) to another.")
+    graph_base = f"http://127.0.0.1:{graph_port}"
+    portal_base = f"http://{'127.0.0.1' if portal_host in ('0.0.0.0', '') else portal_host}:{portal_port}"
+    environment = _portal_environment(portal_address, portal_base, graph_base)
+    INSTANCE.mkdir(exist_ok=True)
+
+    children = []
+    try:
+        graph_log = INSTANCE / "demo-graph.log"
+        children.append(
+            _start(
+                [sys.executable, "-m", "tools.fakegraph", "--port", str(graph_port), "--seed", "demo", "--quiet"],
+                os.environ,
+                graph_log,
+            )
+        )
+        _wait_for(f"{graph_base}/_control/health", children, graph_log)
+
+        _fresh_database(environment)
+        password = _seed_portal(environment)
+
+        portal_log = INSTANCE / "demo-portal.log"
+        children.append(
+            _start(
+                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app", "--access-logfile", str(portal_log)],
+                environment,
+                portal_log,
+            )
+        )
+        _wait_for(f"{portal_base}/healthz", children, portal_log)
+        bookings = _wait_for_first_sync(children, portal_log)
+
+        print(
+            f"""
+i-Reserve demo is running (Ctrl-C stops it).
+
+  Portal         {portal_base}
+                 sign in as {SUPPORT_EMAIL} / {password}
+  Microsoft 365  {graph_base}/_control/   (the stand-in: change appointments here)
+
+The application integration "Meeting rooms" synced its three rooms: {bookings} bookings.
+Move, cancel or delete one of their appointments on the stand-in's page and watch the booking
+follow within a second (Organisations > Fabrikam > Bookings).
+For the delegated integration "Megan's calendar", press Connect with Microsoft and accept as
+Megan Bowen on the stand-in's consent page; her appointments follow, and bookings of her
+object in a Confirmed status appear in her calendar.
+
+Logs: {graph_log.relative_to(ROOT)}, {portal_log.relative_to(ROOT)}
+""",
+            flush=True,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("A process of the demo stopped; see the logs.", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nStopping the demo…", flush=True)
+    finally:
+        _stop(children)
+
+
+def _portal_environment(portal_address, portal_base, graph_base):
+    environment = dict(os.environ)
+    environment.update(
+        FLASK_APP="wsgi",
+        DATABASE_URL=f"sqlite:///{DATABASE}",
+        GRAPH_BASE_URL=f"{graph_base}/v1.0",
+        MS_LOGIN_BASE_URL=f"{graph_base}/login",
+        PUBLIC_BASE_URL=portal_base,
+        BIND=portal_address,
+        # requests-oauthlib refuses the stand-in's plain http without it. Local demo only.
+        OAUTHLIB_INSECURE_TRANSPORT="1",
+        WEB_CONCURRENCY="1",
+        JOB_POLL_SECONDS="0.5",
+    )
+    return environment
+
+
+def _fresh_database(environment):
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{DATABASE}{suffix}").unlink(missing_ok=True)
+    upgrade = subprocess.run(
+        [str(BIN / "flask"), "db", "upgrade"], env=environment, cwd=ROOT, capture_output=True, text=True
+    )
+    if upgrade.returncode:
+        raise SystemExit(f"flask db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
+
+
+def _seed_portal(environment):
+    """Seed through the product's own code, in a child process that sees the demo's environment."""
+    # Letters and digits only: easy to copy from a terminal.
+    password = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(14))
+    seeded = subprocess.run(
+        [sys.executable, "-c", "from tools.demo import seed_portal; import sys; seed_portal(sys.argv[1])", password],
+        env={**environment, "LOG_LEVEL": "WARNING"},
+        cwd=ROOT,
+    )
+    if seeded.returncode:
+        raise SystemExit("Seeding the portal failed; the error is above.")
+    return password
+
+
+def seed_portal(password):
+    """The portal's side of the demo: organisation, support account, both integrations (runs in a child)."""
+    from app import create_app
+    from app.connection_test import run_connection_test
+    from app.extensions import db
+    from app.models import BookableObject, BookingStatus, CalendarLink, Integration, User
+    from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED
+    from app.models.organisation import ROLE_SUPPORT
+    from app.organisations import create_organisation
+    from app.subscription_jobs import activate_link
+
+    app = create_app()
+    with app.app_context():
+        organisation = create_organisation("Fabrikam", seed.DEMO_ZONE)
+        support = User(email=SUPPORT_EMAIL, role=ROLE_SUPPORT)
+        support.set_password(password)
+        db.session.add(support)
+        statuses = {
+            s.name: s
+            for s in db.session.scalars(
+                db.select(BookingStatus).where(BookingStatus.organisation_id == organisation.id)
+            )
+        }
+        objects = {}
+        for name in [*seed.DEMO_ROOMS.values(), "Megan's desk"]:
+            objects[name] = BookableObject(organisation_id=organisation.id, name=name, capacity=8)
+            db.session.add(objects[name])
+        db.session.flush()
+        common = dict(
+            organisation_id=organisation.id,
+            tenant_id=seed.DEMO_TENANT_ID,
+            client_id=seed.DEMO_CLIENT_ID,
+            client_secret=seed.DEMO_CLIENT_SECRET,
+            cancel_status=statuses["Cancelled"],
+            new_booking_status=statuses["Confirmed"],
+        )
+        db.session.add(
+            Integration(
+                name="Megan's calendar",
+                auth_mode=AUTH_DELEGATED,
+                object_id=objects["Megan's desk"].id,
+                create_calendar_entry_statuses=[statuses["Confirmed"]],
+                delete_on_statuses=[statuses["Cancelled"]],
+                **common,
+            )
+        )
+        rooms = Integration(name="Meeting rooms", auth_mode=AUTH_APPLICATION, **common)
+        db.session.add(rooms)
+        db.session.flush()
+        links = [
+            CalendarLink(integration_id=rooms.id, mailbox=upn, object_id=objects[name].id)
+            for upn, name in seed.DEMO_ROOMS.items()
+        ]
+        db.session.add_all(links)
+        db.session.commit()
+        # What pressing Test connection does: a token from the stand-in proves the settings.
+        report = run_connection_test(rooms)
+        if report.token_problem or report.count("ok") != len(links):
+            raise SystemExit(f"The demo's connection test failed: {report.token_problem or report.rooms}")
+        for link in links:
+            activate_link(link.id)
+        db.session.commit()
+
+
+def _wait_for_first_sync(children, log):
+    """Wait until the rooms are synced and subscribed; return how many bookings the first sync made."""
+    deadline = time.monotonic() + FIRST_SYNC_SECONDS
+    while time.monotonic() < deadline:
+        _check_alive(children, log)
+        with sqlite3.connect(DATABASE, timeout=10) as database:
+            waiting = database.execute(
+                "SELECT count(*) FROM calendar_links WHERE mailbox != 'me' "
+                "AND (last_sync_status != 'ok' OR subscription_id IS NULL)"
+            ).fetchone()[0]
+            if not waiting:
+                return database.execute("SELECT count(*) FROM bookings").fetchone()[0]
+        time.sleep(0.5)
+    raise SystemExit(f"The first sync did not finish within {FIRST_SYNC_SECONDS} s; see {log}.")
+
+
+def _start(command, environment, log_path):
+    log = open(log_path, "w")  # noqa: SIM115 (kept open for the child's lifetime)
+    return subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for(url, children, log):
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        _check_alive(children, log)
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {STARTUP_SECONDS} s; see {log}.")
+
+
+def _check_alive(children, log):
+    for child in children:
+        if child.poll() is not None:
+            raise SystemExit(f"{' '.join(child.args[:3])} stopped (exit {child.returncode}); see {log}.")
+
+
+def _stop(children):
+    # A second Ctrl-C must not cut the shutdown short and leave a child running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=35)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _port_free(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
