@@ -12,8 +12,10 @@ from app.extensions import db
 from app.graph.client import BatchRequest
 from app.graph.paths import mailbox_path
 from app.graph.tokens import ReconnectRequired, TokenError, graph_client_for, token_provider_for
+from app.jobs import queue
 from app.models.calendar_link import MAILBOX_ME, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED
+from app.subscription_jobs import SUBSCRIBE_LINK
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,10 @@ def _mark_connected(integration):
     if integration.connection_state != CONNECTION_CONNECTED or integration.connection_error:
         integration.connection_state = CONNECTION_CONNECTED
         integration.connection_error = None
+        # Rooms added while the integration was not connected got no subscription: start them now.
+        for link in _enabled_rooms(integration):
+            if not link.subscription_id:
+                queue.enqueue(SUBSCRIBE_LINK, str(link.id))
         db.session.commit()
 
 

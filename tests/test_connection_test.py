@@ -171,6 +171,27 @@ def test_a_working_token_marks_the_integration_connected(app, login, world, mock
         assert (integration.connection_state, integration.connection_error) == ("connected", None)
 
 
+def test_connecting_through_the_test_subscribes_rooms_added_before(app, login, world, mocked):
+    from app.models.job import Job
+
+    with app.app_context():
+        integration_id = add_application_integration(
+            world.a,
+            [("early@alpha.example", True), ("off@alpha.example", False)],
+            connection_state="not_connected",
+        )
+        early = db.session.scalar(db.select(CalendarLink.id).where(CalendarLink.mailbox == "early@alpha.example"))
+    mocked.add(responses.POST, TOKEN_URL, json=APP_TOKEN)
+    mocked.add_callback(
+        responses.POST, BATCH_URL, callback=batch_answering(lambda mailbox: (200, {"id": "c"}), []),
+        content_type="application/json",
+    )
+    login(world.a.admin).post(f"/orgs/{world.a.org}/integrations/{integration_id}/test")
+    with app.app_context():
+        queued = db.session.execute(db.select(Job.kind, Job.key).where(Job.kind == "subscribe_link")).all()
+        assert queued == [("subscribe_link", str(early))]
+
+
 def test_delegated_integrations_have_no_connection_test(app, login, world):
     with app.app_context():
         integration_id = add_application_integration(world.a, auth_mode="delegated", object_id=world.a.object)

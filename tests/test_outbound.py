@@ -255,3 +255,13 @@ def test_a_disconnected_integration_parks_outbound_and_reconnecting_resumes_it(a
         assert "reconnect" in db.session.scalar(db.select(Job.last_error))
         assert resume_parked(delegated) == 1
         assert outbound_jobs() == [f"{delegated}:{booking_id}"]
+
+
+def test_event_ids_are_escaped_in_the_path(app, world, delegated):
+    with app.app_context(), responses.RequestsMock() as mock:
+        booking_id = book(world)
+        mock.post(EVENTS, status=201, json=created("AAMk/ab+c="))
+        push(delegated, booking_id)
+        book(world, status="Cancelled", booking=db.session.get(Booking, booking_id))
+        mock.delete(f"{EVENTS}/AAMk%2Fab%2Bc%3D", status=204)
+        assert push(delegated, booking_id) == "delete"

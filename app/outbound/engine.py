@@ -6,6 +6,7 @@ from the booking, so a create retried after a lost answer never makes a second e
 """
 
 import logging
+from urllib.parse import quote
 
 from app.extensions import db
 from app.graph.errors import GraphError, GraphNotFound
@@ -105,7 +106,7 @@ def _apply(integration, booking, state, client):
     if not changes:
         return "skip", "Outlook already shows this booking."
     try:
-        client.patch(f"me/events/{event_id}", json=changes)
+        client.patch(event_path(event_id), json=changes)
     except GraphNotFound:
         # Deleted in Outlook meanwhile: the inbound sync handles that as a cancellation.
         return "skip", "The Outlook event no longer exists."
@@ -113,9 +114,14 @@ def _apply(integration, booking, state, client):
     return "update", "Updated in Outlook: " + ", ".join(sorted(changes)) + "."
 
 
+def event_path(event_id):
+    # Ids are opaque: one holding '/', '+' or '=' must not change the path it names.
+    return "me/events/" + quote(event_id, safe="")
+
+
 def _delete(client, event_id):
     try:
-        client.delete(f"me/events/{event_id}")
+        client.delete(event_path(event_id))
     except GraphNotFound:
         pass  # already gone: exactly what was wanted
 
