@@ -53,6 +53,27 @@ class Config:
     # Below gunicorn's graceful_timeout, so running jobs finish before the master kills the worker.
     SCHEDULER_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("SCHEDULER_SHUTDOWN_GRACE_SECONDS", "20"))
 
+    # Alerts (see README, "Alerts and metrics"): when a condition becomes an incident.
+    ALERT_LINK_FAILING_MINUTES = float(os.environ.get("ALERT_LINK_FAILING_MINUTES", "60"))
+    ALERT_LINK_FAILING_SYNCS = int(os.environ.get("ALERT_LINK_FAILING_SYNCS", "5"))
+    ALERT_SUBSCRIPTION_MINUTES = float(os.environ.get("ALERT_SUBSCRIPTION_MINUTES", "60"))
+    ALERT_WEBHOOK_SILENT_HOURS = float(os.environ.get("ALERT_WEBHOOK_SILENT_HOURS", "24"))
+    ALERT_QUEUE_BACKLOG_JOBS = int(os.environ.get("ALERT_QUEUE_BACKLOG_JOBS", "500"))
+    ALERT_QUEUE_BACKLOG_MINUTES = float(os.environ.get("ALERT_QUEUE_BACKLOG_MINUTES", "15"))
+    ALERT_SCHEDULER_MINUTES = float(os.environ.get("ALERT_SCHEDULER_MINUTES", "5"))
+    ALERT_REMIND_HOURS = float(os.environ.get("ALERT_REMIND_HOURS", "24"))
+    # Alert e-mail; without SMTP_HOST e-mail is off and the portal says so.
+    SMTP_HOST = os.environ.get("SMTP_HOST", "").strip() or None
+    # Empty: 587 with starttls, 465 with ssl, 25 without TLS.
+    SMTP_PORT = int(os.environ["SMTP_PORT"]) if os.environ.get("SMTP_PORT", "").strip() else None
+    SMTP_TLS = os.environ.get("SMTP_TLS", "starttls").strip().lower()
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
+    ALERT_SENDER = os.environ.get("ALERT_SENDER") or None
+    # GET /metrics: a bearer token, and/or the networks that may scrape without one.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1/32,::1/128")
+
 
 class TestConfig(Config):
     TESTING = True
@@ -63,3 +84,7 @@ class TestConfig(Config):
     GRAPH_BASE_URL = "https://graph.test/v1.0"
     MS_LOGIN_BASE_URL = "https://login.test"
     PUBLIC_BASE_URL = "https://portal.test"
+    # Tests turn these on themselves; a developer's environment must not reach them.
+    SMTP_HOST = None
+    METRICS_TOKEN = None
+    METRICS_ALLOW = "127.0.0.1/32,::1/128"

@@ -3,11 +3,15 @@
 The hooks start the background scheduler in every worker once the app is loaded, and stop
 it when the worker exits. Every worker may run one: the scheduler lease in the database
 decides which of them runs the periodic jobs, and all of them run queued jobs. Nothing
-starts in the master (`on_starting`, `when_ready`) or in `post_fork`, before the app exists.
+starts in the master (`on_starting`, `when_ready`) or in `post_fork`, before the app exists;
+`on_starting` only prepares the directory where the workers' Prometheus metrics meet.
 """
 
+import glob
 import os
+import shutil
 import signal
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -25,6 +29,40 @@ preload_app = False
 _runner = None
 # SIGINT/SIGQUIT ask gunicorn for a quick shutdown: then running jobs get no grace period.
 _quick_exit = False
+
+
+# The directory where every worker writes its Prometheus counters (see `on_starting`).
+_metrics_dir_created = None
+
+
+def on_starting(server):
+    """Give the workers' metrics one fresh directory: PROMETHEUS_MULTIPROC_DIR, or a new temporary one.
+
+    Runs in the master before any worker starts, so every worker inherits the setting
+    before it imports prometheus_client. Files of a previous run are removed, so counters
+    start from zero with the server.
+    """
+    global _metrics_dir_created
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+    else:
+        directory = _metrics_dir_created = tempfile.mkdtemp(prefix="ireserve-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
+def child_exit(server, worker):
+    """A worker is gone (master side): drop its live gauge files; its counters stay counted."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_dir_created:
+        shutil.rmtree(_metrics_dir_created, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -51,6 +51,13 @@ def create_app(config_class=Config, instance_path=None):
     app.register_blueprint(api_bp)
     app.register_blueprint(api_tokens_bp)
 
+    from app import alerts
+    from app.metrics import routes as metrics_routes
+
+    app.register_blueprint(alerts.bp)
+    alerts.init_app(app)
+    metrics_routes.init_app(app)
+
     from app import cli, errors, formatting
 
     errors.register(app)

@@ -76,7 +76,7 @@ def test_polling_queues_connected_links_without_a_sync_for_half_an_hour(context,
     queued = periodic.poll_stale_links(clock.now)
 
     assert queued == sorted([links["never_synced"], links["synced_31_min_ago"]])
-    assert queued_syncs() == {links["never_synced"]: {}, links["synced_31_min_ago"]: {}}
+    assert queued_syncs() == {links["never_synced"]: {"reason": "poll"}, links["synced_31_min_ago"]: {"reason": "poll"}}
 
 
 def test_polling_again_adds_nothing_while_the_syncs_are_pending(context, clock):
@@ -118,7 +118,7 @@ def test_a_poll_and_a_full_sync_for_one_link_coalesce_into_one_full_sync(context
     periodic.poll_stale_links(clock.now)
     periodic.daily_full_sync(clock.now)
 
-    assert queued_syncs()[links["never_synced"]] == {"full": True}
+    assert queued_syncs()[links["never_synced"]] == {"full": True, "reason": "poll"}
     assert len(db.session.scalars(select(Job).where(Job.key == str(links["never_synced"]))).all()) == 1
 
 

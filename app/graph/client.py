@@ -21,6 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from app.metrics import instruments
+
 from .errors import (
     THROTTLE_STATUSES,
     GraphError,
@@ -322,6 +324,7 @@ class GraphClient:
                 reason = str(status)
                 if status == 503:
                     self._drop_connections(url)
+            instruments.graph_retry(reason)
             log.warning(
                 "Graph %s %s: %s; retrying in %.2fs (attempt %d of %d)",
                 method,
@@ -340,6 +343,7 @@ class GraphClient:
         # Our own id per send lets a failure be matched with Graph's logs.
         headers["client-request-id"] = str(uuid.uuid4())
         response = self._session.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout)
+        instruments.graph_response(response.status_code)
         log.debug(
             "Graph %s %s -> %d (client-request-id %s, request-id %s)",
             method,

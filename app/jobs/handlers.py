@@ -2,14 +2,17 @@
 
 import importlib
 
+from app import clock
 from app.extensions import db
 from app.jobs import queue
 from app.models import CalendarLink
 
 SYNC_LINK = "sync_link"
+#: The `reason` of a sync the polling fallback asked for.
+POLL = "poll"
 
 #: Modules whose import registers handlers; a feature with its own job kinds adds its module here.
-HANDLER_MODULES = ("app.jobs.handlers", "app.subscription_jobs", "app.outbound.engine")
+HANDLER_MODULES = ("app.jobs.handlers", "app.subscription_jobs", "app.outbound.engine", "app.alerts.delivery")
 
 _handlers = {}
 
@@ -62,15 +65,22 @@ def run_link_sync(key, payload):
     # A link removed or switched off since the job was queued has nothing left to sync.
     if link is None or not link.enabled:
         return
-    sync_link(int(key), full=bool(payload.get("full", False)))
+    summary = sync_link(int(key), full=bool(payload.get("full", False)))
+    if payload.get("reason") == POLL and summary.created + summary.updated + summary.cancelled:
+        # Polling found changes no notification announced (alert rule "webhook silent").
+        link.last_poll_change_at = clock.utcnow()
+        db.session.commit()
 
 
-def enqueue_link_sync(link_id, full=False):
+def enqueue_link_sync(link_id, full=False, reason=None):
     """Ask for an inbound sync of one link; coalesces with a sync already pending.
 
-    Joins the caller's transaction: commit to make the job visible to the runners.
+    `reason` POLL marks a sync asked for by the polling fallback. Joins the caller's
+    transaction: commit to make the job visible to the runners.
     """
     payload = {"full": True} if full else {}
+    if reason:
+        payload["reason"] = reason
     return queue.enqueue(SYNC_LINK, str(link_id), payload=payload)
 
 

@@ -4,6 +4,7 @@ from app.models.api_token import ApiToken
 from app.models.audit import AuditEntry
 from app.models.booking import Booking, BookableObject, BookingStatus, Customer
 from app.models.calendar_link import CalendarLink
+from app.models.incident import AlertCondition, Incident
 from app.models.integration import Integration, OAuthToken
 from app.models.job import Job, SchedulerLease
 from app.models.organisation import Organisation, User
@@ -12,6 +13,7 @@ from app.models.sync_log import SyncLogEntry
 from app.models.sync_state import SyncSeenEvent
 
 __all__ = [
+    "AlertCondition",
     "ApiToken",
     "AuditEntry",
     "BookableObject",
@@ -19,6 +21,7 @@ __all__ = [
     "BookingStatus",
     "CalendarLink",
     "Customer",
+    "Incident",
     "Integration",
     "Job",
     "OAuthToken",

@@ -36,12 +36,20 @@ class CalendarLink(db.Model):
     last_full_sync_at = mapped_column(UTCDateTime)
     last_sync_status: Mapped[str] = mapped_column(String(20), default=SYNC_NEVER)
     last_sync_error: Mapped[str | None] = mapped_column(Text)
+    # Failed syncs since the last good one, and when the first of them happened (alert rules).
+    consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    failing_since = mapped_column(UTCDateTime)
+    # When Graph last delivered a change notification for this calendar, and when a sync
+    # started by polling last found changes: together they show a broken notification path.
+    last_notification_at = mapped_column(UTCDateTime)
+    last_poll_change_at = mapped_column(UTCDateTime)
 
     subscription_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     subscription_expires_at = mapped_column(UTCDateTime)
     subscription_client_state = mapped_column(EncryptedText)
     # Why the subscription could not be created or renewed; polling keeps the link synced meanwhile.
     subscription_error: Mapped[str | None] = mapped_column(Text)
+
 
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 

@@ -22,6 +22,8 @@ class Organisation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
+    # Incidents of this organisation are also POSTed here as JSON (see app/alerts/delivery.py).
+    alert_webhook_url: Mapped[str | None] = mapped_column(String(2000))
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     def __repr__(self):

@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, DateTimeLocalField, EmailField, IntegerField, SelectField
 from wtforms import StringField, SubmitField, TextAreaField
@@ -16,11 +18,23 @@ class OrganisationForm(FlaskForm):
         validators=[DataRequired()],
         description="An IANA time zone such as Europe/Amsterdam; the portal shows times in it.",
     )
+    alert_webhook_url = StringField(
+        "Alert webhook URL",
+        filters=[lambda value: (value or "").strip() or None],
+        validators=[Optional(), Length(max=2000)],
+        description="Optional: incidents of this organisation are also POSTed here as JSON "
+        "(opened, daily reminder, resolved). Leave empty for e-mail only.",
+    )
     submit = SubmitField("Save")
 
     def validate_timezone(self, field):
         if not is_known_timezone(field.data.strip()):
             raise ValidationError("Unknown time zone; use a name such as Europe/Amsterdam.")
+
+    def validate_alert_webhook_url(self, field):
+        parts = urlsplit(field.data)
+        if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in field.data):
+            raise ValidationError("Enter a full http:// or https:// address, such as https://hooks.example.com/alerts.")
 
 
 class ObjectForm(FlaskForm):

@@ -42,6 +42,7 @@ def organisation_new():
             form.name.errors.append("An organisation with this name exists already.")
         else:
             organisation = create_organisation(form.name.data.strip(), form.timezone.data.strip())
+            organisation.alert_webhook_url = form.alert_webhook_url.data
             db.session.commit()
             flash(f"Organisation {organisation.name} created with the default booking statuses.", "success")
             return redirect(url_for("orgs.organisation_detail", org_id=organisation.id))
@@ -79,6 +80,7 @@ def organisation_edit(org_id):
         else:
             organisation.name = name
             organisation.timezone = form.timezone.data.strip()
+            organisation.alert_webhook_url = form.alert_webhook_url.data
             db.session.commit()
             flash("Organisation saved.", "success")
             return redirect(url_for("orgs.organisation_detail", org_id=org_id))

@@ -19,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy import String, cast, exists, or_, select
 
 from app.extensions import db
-from app.jobs.handlers import SYNC_LINK, enqueue_link_sync
+from app.jobs.handlers import POLL, SYNC_LINK, enqueue_link_sync
 from app.models import CalendarLink, Integration, Job
 from app.models.integration import CONNECTION_CONNECTED
 from app.models.job import JOB_FAILED
@@ -32,10 +32,11 @@ SLOTS = {
     "daily_full_sync": timedelta(minutes=15),
     "renew_subscriptions": timedelta(minutes=15),
     "create_missing_subscriptions": timedelta(minutes=15),
+    "evaluate_alerts": timedelta(minutes=1),
 }
 
 #: Modules whose import registers periodic jobs; a new feature adds its module here.
-PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscription_jobs")
+PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscription_jobs", "app.alerts.incidents")
 
 #: A link without a sync for this long is synced by polling, in case notifications were missed.
 STALE_AFTER = timedelta(minutes=30)
@@ -86,7 +87,7 @@ def poll_stale_links(now):
     """
     link_ids = _links_due(CalendarLink.last_sync_at, now - STALE_AFTER, now)
     for link_id in link_ids:
-        enqueue_link_sync(link_id)
+        enqueue_link_sync(link_id, reason=POLL)
     db.session.commit()
     if link_ids:
         log.info("Polling fallback queued %s link(s) without a recent sync", len(link_ids))

@@ -19,6 +19,7 @@ from app.graph.errors import GraphError, GraphNotFound, GraphSyncStateExpired
 from app.graph.paths import mailbox_path
 from app.graph import tokens
 from app.graph.tokens import TokenError
+from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
 from app.sync import decision as rules
@@ -70,6 +71,7 @@ def sync_link(link_id, *, full=False, client=None, progress=None):
     link = db.session.get(CalendarLink, link_id)
     if link is None:
         raise SyncFailed(f"Calendar link {link_id} does not exist.")
+    kind = "full" if full or not link.delta_link else "incremental"
     try:
         if client is None:
             client = tokens.graph_client_for(link.integration)
@@ -77,11 +79,15 @@ def sync_link(link_id, *, full=False, client=None, progress=None):
     except Exception as error:
         db.session.rollback()
         _record_failure(link_id, error)
+        instruments.sync_finished("error", kind)
         raise
     link.last_sync_at = clock.utcnow()
     link.last_sync_status = SYNC_OK
     link.last_sync_error = None
+    link.consecutive_failures = 0
+    link.failing_since = None
     db.session.commit()
+    instruments.sync_finished("ok", "full" if summary.full else "incremental", summary)
     return summary
 
 
@@ -89,6 +95,8 @@ def _record_failure(link_id, error):
     link = db.session.get(CalendarLink, link_id)
     link.last_sync_status = SYNC_ERROR
     link.last_sync_error = describe_error(error)
+    link.consecutive_failures = (link.consecutive_failures or 0) + 1
+    link.failing_since = link.failing_since or clock.utcnow()
     db.session.add(
         SyncLogEntry(
             organisation_id=link.integration.organisation_id,

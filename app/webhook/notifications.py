@@ -6,7 +6,7 @@ so the endpoint answers well within Graph's three-second limit.
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.extensions import db
 from app.jobs import queue
@@ -24,6 +24,8 @@ class Outcome:
     unknown_subscription: int = 0
     wrong_client_state: int = 0
     malformed: int = 0
+    # Links that had at least one notification accepted.
+    link_ids: set = field(default_factory=set)
 
     @property
     def rejected(self):
@@ -66,6 +68,7 @@ def route_notifications(items, on_valid):
             continue
         on_valid(link, item)
         outcome.accepted += 1
+        outcome.link_ids.add(link.id)
     if outcome.rejected:
         log.warning(
             "Dropped %d of %d notification(s): %d unknown subscription, %d wrong clientState, %d malformed",

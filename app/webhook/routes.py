@@ -2,22 +2,25 @@ import json
 
 from flask import current_app, jsonify, request
 
+from app import clock
 from app.extensions import db
+from app.metrics import instruments
+from app.models import CalendarLink
 from app.webhook import bp
 from app.webhook.notifications import queue_lifecycle_work, queue_sync, route_notifications
 
 
 @bp.route("", methods=["POST"])
 def notifications():
-    return _receive(queue_sync)
+    return instruments.timed_webhook("change", lambda: _receive(queue_sync, "change"))
 
 
 @bp.route("/lifecycle", methods=["POST"])
 def lifecycle():
-    return _receive(queue_lifecycle_work)
+    return instruments.timed_webhook("lifecycle", lambda: _receive(queue_lifecycle_work, "lifecycle"))
 
 
-def _receive(on_valid):
+def _receive(on_valid, endpoint):
     token = request.args.get("validationToken")
     if token is not None:
         # Graph checks the endpoint by asking for its token back, decoded, as plain text.
@@ -38,6 +41,15 @@ def _receive(on_valid):
     if not isinstance(items, list):
         return _refuse(400, "The body has no 'value' list of notifications.")
     outcome = route_notifications(items, on_valid)
+    instruments.notifications_routed(endpoint, outcome)
+    if endpoint == "change" and outcome.link_ids:
+        # One statement per body, however many notifications it carries (alert rule "webhook silent").
+        db.session.execute(
+            db.update(CalendarLink)
+            .where(CalendarLink.id.in_(sorted(outcome.link_ids)))
+            .values(last_notification_at=clock.utcnow())
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
     return jsonify(outcome.as_dict()), 202
 
