@@ -348,3 +348,14 @@ def test_a_token_refusal_is_shown_on_the_link_as_microsoft_said_it(app, room, mo
         sync_link(room)
     with app.app_context():
         assert db.session.get(CalendarLink, room).last_sync_error == "Consent was revoked (AADSTS50173)"
+
+
+def test_a_removed_event_id_is_escaped_when_it_is_looked_up(app, room):
+    odd = "AAMk/x+y="
+    with responses.RequestsMock() as mock:
+        mock.get(delta_url(ROOM), json=page([event(odd, at(1, 9), at(1, 10))], delta_link=DELTA1))
+        run(app, room)
+    with responses.RequestsMock() as mock:
+        mock.get(DELTA1, json=page([removed(odd)], delta_link=DELTA2))
+        mock.get(f"{GRAPH}/users/{ROOM}/events/AAMk%2Fx%2By%3D", status=404, json={"error": {"code": "ErrorItemNotFound"}})
+        assert run(app, room).cancelled == 1

@@ -6,6 +6,7 @@ end in the same bookings as an uninterrupted run.
 """
 
 import logging
+from urllib.parse import quote
 from dataclasses import dataclass, fields
 from datetime import timedelta
 
@@ -227,7 +228,7 @@ class _LinkSync:
             if event.removed and event.id not in current and lookups.booking_for_event(event.id) is not None:
                 try:
                     current[event.id] = self.client.get(
-                        f"{self.prefix}/events/{event.id}", headers={"Prefer": UTC_PREFERENCE}
+                        f"{self.prefix}/events/{quote(event.id, safe='')}", headers={"Prefer": UTC_PREFERENCE}
                     )
                 except GraphNotFound:
                     current[event.id] = None
