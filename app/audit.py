@@ -18,6 +18,7 @@ ROOM_REMOVED = "room_removed"
 ROOM_ENABLED = "room_enabled"
 ROOM_DISABLED = "room_disabled"
 ROOMS_PASTED = "rooms_pasted"
+ROOMS_IMPORTED = "rooms_imported"
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
 JOB_RETRIED = "job_retried"
@@ -32,6 +33,7 @@ ACTION_LABELS = {
     ROOM_ENABLED: "Room enabled",
     ROOM_DISABLED: "Room disabled",
     ROOMS_PASTED: "Rooms pasted",
+    ROOMS_IMPORTED: "Rooms imported from Microsoft 365",
     CONNECTED: "Connected",
     DISCONNECTED: "Disconnected",
     JOB_RETRIED: "Job retried",

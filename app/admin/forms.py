@@ -4,6 +4,9 @@ from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    FieldList,
+    Form,
+    FormField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -198,6 +201,32 @@ class BulkPasteForm(FlaskForm):
         ),
     )
     # The fingerprint of the preview the admin confirmed; the plan made on confirmation must match it.
+    digest = HiddenField()
+    preview = SubmitField("Preview")
+    apply = SubmitField("Apply")
+
+
+class DiscoveredRoomForm(Form):
+    """One room found in Microsoft 365, as the discovery page and its preview send it back.
+
+    The object is `object_id` when chosen from a list, else `object` (a name or id, typed),
+    else a new object named `name` with `capacity` is created.
+    """
+
+    pick = BooleanField("Add")
+    email = HiddenField()
+    name = HiddenField()
+    capacity = HiddenField()
+    object_id = HiddenField()
+    object = StringField("Object", validators=[Optional(), Length(max=200)])
+
+
+class RoomImportForm(FlaskForm):
+    """Rooms picked in Microsoft 365, previewed (`preview`) and written on confirmation (`apply`)."""
+
+    rooms = FieldList(FormField(DiscoveredRoomForm))
+    # The room list the rooms were picked from, to go back to it.
+    room_list = HiddenField()
     digest = HiddenField()
     preview = SubmitField("Preview")
     apply = SubmitField("Apply")

@@ -9,7 +9,7 @@ from here.
 from app import audit
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, SyncSeenEvent
-from app.models.calendar_link import SYNC_NEVER
+from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER
 from app.subscription_jobs import activate_link, deactivate_link
 
 
@@ -50,6 +50,7 @@ def edit_room(link, upn, object_id):
         deactivate_link(link)
         _forget_sync_state(link)
         link.mailbox = upn
+        link.places_missing_since = None  # not checked against Microsoft 365 yet
     if object_id != link.object_id:
         new_object = db.session.get(BookableObject, object_id)
         changes.append(f"object {link.object.name} → {new_object.name}")
@@ -112,3 +113,47 @@ def apply_paste(integration, plan):
             "Changed: " + ", ".join(f"{p.upn} {p.old_object_name} → {p.object_name}" for p in plan.changed) + "."
         )
     audit.record(integration, audit.ROOMS_PASTED, " ".join(lines))
+
+
+def apply_import(integration, plan):
+    """Write a confirmed plan of rooms picked in Microsoft 365: create their new objects, add the rooms.
+
+    Raises IntegrityError (at flush) when a room or an object name was taken meanwhile.
+    """
+    created = []
+    for planned in plan.added:
+        object_id = planned.object_id
+        if planned.new_object:
+            new_object = BookableObject(
+                organisation_id=integration.organisation_id,
+                name=planned.new_object.name,
+                capacity=planned.new_object.capacity,
+            )
+            db.session.add(new_object)
+            db.session.flush()
+            object_id = new_object.id
+            created.append(planned)
+        _create(integration, planned.upn, object_id)
+    lines = [f"{len(plan.added)} room(s) added from Microsoft 365, {len(created)} object(s) created."]
+    lines.append(
+        "Added: "
+        + ", ".join(f"{p.upn} → {p.object_name}" + (" (new object)" if p.new_object else "") for p in plan.added)
+        + "."
+    )
+    audit.record(integration, audit.ROOMS_IMPORTED, " ".join(lines))
+
+
+def record_places_presence(integration, present, now):
+    """Note, per room of `integration`, whether a complete listing of the tenant's rooms had its address.
+
+    A room missing from the listing keeps the moment it was first missed; one that is
+    listed again is cleared. Rooms are only flagged, never removed.
+    """
+    links = db.session.scalars(
+        db.select(CalendarLink).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox != MAILBOX_ME)
+    )
+    for link in links:
+        if link.mailbox in present:
+            link.places_missing_since = None
+        elif link.places_missing_since is None:
+            link.places_missing_since = now

@@ -97,6 +97,11 @@ def _render_table(organisation, integration, room_form, status=200):
             health_of=health.health_of,
             calendars=health.calendar_counts([integration.id])[integration.id],
             room_form=room_form,
+            missing_in_places=db.session.scalar(
+                db.select(db.func.count())
+                .select_from(CalendarLink)
+                .where(CalendarLink.integration_id == integration.id, CalendarLink.places_missing_since.is_not(None))
+            ),
             filter_args={name: request.args[name] for name in ("q", "status", "enabled") if request.args.get(name)},
         ),
         status,

@@ -50,6 +50,9 @@ class CalendarLink(db.Model):
     # Why the subscription could not be created or renewed; polling keeps the link synced meanwhile.
     subscription_error: Mapped[str | None] = mapped_column(Text)
 
+    # Set when a complete listing of the tenant's rooms (Graph Places) lacked this mailbox,
+    # to the first such listing; cleared when a later one has it again. A flag, never a removal.
+    places_missing_since = mapped_column(UTCDateTime)
 
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
