@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.admin import bp, bulk_paste, room_changes
 from app.admin.bulk_paste import MAX_OBJECT_NAME, Entry, NewObject
 from app.admin.forms import RoomImportForm, is_mailbox_address
+from app.admin.plan_flow import preview_or_apply
 from app.admin.rooms import ROOM_TABLE_URL, _objects, _rooms_integration
 from app.extensions import db
 from app.graph import places, tokens
@@ -221,35 +221,21 @@ def room_import(org_id, integration_id):
         flash(f"At most {MAX_IMPORT} rooms at a time; pick them one room list at a time.", "warning")
         return redirect(back)
     rooms = {row.email.data.strip().lower(): row for row in picked if row.email.data}
-    plan = _plan(organisation, integration, picked)
     template = dict(organisation=organisation, integration=integration, form=form, rooms=rooms, back=back)
-    if not form.apply.data:
-        return render_template("admin/room_import_preview.html", plan=plan, **template)
-    if form.digest.data != plan.digest():
-        flash(
-            "The room table or the objects changed since the preview. Check the new preview, then apply again.",
-            "warning",
-        )
-        return render_template("admin/room_import_preview.html", plan=plan, **template)
-    if not plan.added:
-        flash("Nothing to add.", "info")
-        return redirect(url_for("admin.room_table", org_id=org_id, integration_id=integration.id))
-    try:
-        room_changes.apply_import(integration, plan)
-        db.session.commit()
-    except IntegrityError:
-        # A room or an object name of the plan was taken meanwhile: nothing was written.
-        db.session.rollback()
-        flash("The room table changed while applying; nothing was written. Check the new preview.", "warning")
-        return render_template(
-            "admin/room_import_preview.html", plan=_plan(organisation, integration, picked), **template
-        )
-    flash(
-        f"{len(plan.added)} room(s) added from Microsoft 365, {len(plan.new_objects)} object(s) created; "
-        "their subscriptions and first syncs are queued.",
-        "success",
+    return preview_or_apply(
+        form,
+        lambda: _plan(organisation, integration, picked),
+        preview=lambda plan: render_template("admin/room_import_preview.html", plan=plan, **template),
+        apply=lambda plan: room_changes.apply_import(integration, plan),
+        has_changes=lambda plan: bool(plan.added),
+        nothing="Nothing to add.",
+        changed="The room table or the objects changed since the preview. Check the new preview, then apply again.",
+        done=lambda plan: (
+            f"{len(plan.added)} room(s) added from Microsoft 365, {len(plan.new_objects)} object(s) created; "
+            "their subscriptions and first syncs are queued."
+        ),
+        table_url=url_for("admin.room_table", org_id=org_id, integration_id=integration.id),
     )
-    return redirect(url_for("admin.room_table", org_id=org_id, integration_id=integration.id))
 
 
 def _list_arg(room_list):

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from app.access import in_organisation_or_404, organisation_or_404
 from app.admin import bp, bulk_paste, health, room_changes
 from app.admin.forms import ROOM_SORTS, BulkPasteForm, RoomEditForm, RoomFilterForm, RoomForm, is_mailbox_address
+from app.admin.plan_flow import preview_or_apply
 from app.extensions import db
 from app.jobs.handlers import enqueue_link_sync
 from app.models import BookableObject, CalendarLink, Integration
@@ -259,30 +260,19 @@ def room_paste(org_id, integration_id):
     if bulk_paste.count_lines(form.rooms.data) > bulk_paste.MAX_LINES:
         form.rooms.errors.append(f"At most {bulk_paste.MAX_LINES} lines at a time; paste the list in parts.")
         return render_template("admin/room_paste.html", **template)
-    plan = _plan(organisation, integration, form.rooms.data)
-    if not form.apply.data:
-        return render_template("admin/room_paste_preview.html", plan=plan, **template)
-    if form.digest.data != plan.digest():
-        flash("The room table changed since the preview. Check the new preview, then apply again.", "warning")
-        return render_template("admin/room_paste_preview.html", plan=plan, **template)
-    if not plan.has_changes:
-        flash("Nothing to add or change.", "info")
-        return redirect(url_for("admin.room_table", org_id=org_id, integration_id=integration.id))
-    try:
-        room_changes.apply_paste(integration, plan)
-        db.session.commit()
-    except IntegrityError:
-        # A room of the plan was added elsewhere meanwhile: nothing was written.
-        db.session.rollback()
-        flash("The room table changed while applying; nothing was written. Check the new preview.", "warning")
-        return render_template(
-            "admin/room_paste_preview.html", plan=_plan(organisation, integration, form.rooms.data), **template
-        )
-    flash(
-        f"{len(plan.added)} room(s) added, {len(plan.changed)} changed; the new rooms' first syncs are queued.",
-        "success",
+    return preview_or_apply(
+        form,
+        lambda: _plan(organisation, integration, form.rooms.data),
+        preview=lambda plan: render_template("admin/room_paste_preview.html", plan=plan, **template),
+        apply=lambda plan: room_changes.apply_paste(integration, plan),
+        has_changes=lambda plan: plan.has_changes,
+        nothing="Nothing to add or change.",
+        changed="The room table changed since the preview. Check the new preview, then apply again.",
+        done=lambda plan: (
+            f"{len(plan.added)} room(s) added, {len(plan.changed)} changed; the new rooms' first syncs are queued."
+        ),
+        table_url=url_for("admin.room_table", org_id=org_id, integration_id=integration.id),
     )
-    return redirect(url_for("admin.room_table", org_id=org_id, integration_id=integration.id))
 
 
 def _plan(organisation, integration, text):
