@@ -34,6 +34,9 @@ def main(argv=None):
     options = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING if options.quiet else logging.INFO, format="%(message)s")
+    if options.quiet:
+        # werkzeug gives its request log a handler of its own unless its level is set.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     settings = Settings()
     if options.legacy_subscription_limit:
         settings.max_subscription_minutes = 4230

@@ -161,6 +161,41 @@ def mailbox_events(upn):
     return jsonify({"value": value})
 
 
+@bp.route("/mailboxes/<upn>/fill", methods=["POST"])
+def fill_mailbox(upn):
+    """Book a room solid for load tests: `count` back-to-back appointments of `minutes` each (UTC).
+
+    They start at midnight UTC of `from_day` (offset from today, default -30) and are
+    booked by `organizer` (an outside address by default). Subscribers are notified as
+    for any change, so fill a calendar this size before anything subscribes to it.
+    """
+    data = _payload()
+    mailbox = _mailbox(upn)
+    try:
+        count, minutes = int(data.get("count", 100)), int(data.get("minutes", 30))
+        first_day = datetime.now(UTC).date() + timedelta(days=int(data.get("from_day", -30)))
+    except (TypeError, ValueError):
+        raise ControlError("count, minutes and from_day must be whole numbers.") from None
+    if count < 1 or minutes < 1:
+        raise ControlError("count and minutes must be at least 1.")
+    organizer = {"name": "Load test", "address": data.get("organizer") or "load-test@outside.example"}
+    start = datetime.combine(first_day, time.min)
+    step = timedelta(minutes=minutes)
+    the_world = world()
+    with the_world.lock:
+        for number in range(count):
+            begins = start + number * step
+            body = {
+                "subject": f"{data.get('subject', 'Booked')} {number + 1}",
+                "start": {"dateTime": begins.isoformat(), "timeZone": "UTC"},
+                "end": {"dateTime": (begins + step).isoformat(), "timeZone": "UTC"},
+                "location": {"displayName": mailbox.display_name, "locationEmailAddress": mailbox.upn},
+                "attendees": [{"emailAddress": {"address": mailbox.upn}, "type": "resource"}],
+            }
+            meetings.create(the_world, mailbox, body, organizer=organizer)
+    return _done({"mailbox": mailbox.upn, "created": count, "last_end": (start + count * step).isoformat()}, 201)
+
+
 @bp.route("/mailboxes/<upn>/expire-delta", methods=["POST"])
 def expire_delta(upn):
     """Every delta and page token of the mailbox becomes unknown: the next use answers 410."""
