@@ -6,26 +6,27 @@ end in the same bookings as an uninterrupted run.
 """
 
 import logging
-from urllib.parse import quote
 from dataclasses import dataclass, fields
 from datetime import timedelta
+from urllib.parse import quote
 
 from flask import current_app
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import clock
 from app.extensions import db
+from app.graph import tokens
 from app.graph.errors import GraphError, GraphNotFound, GraphSyncStateExpired
 from app.graph.paths import mailbox_path
-from app.graph import tokens
 from app.graph.tokens import TokenError
 from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
 from app.sync import decision as rules
-from app.sync.lookups import PageLookups, event_id_column, statuses_of
+from app.sync.bulk import insert_rows
+from app.sync.lookups import PageLookups, statuses_of
 from app.sync.mapping import EventNotUnderstood, IncomingEvent, parse_event
+from app.sync.queries import event_id_column
+from app.sync.writes import SyncWrites
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class _LinkSync:
     def __init__(self, link, client, progress):
         self.link = link
         self.integration = link.integration
+        # Read once: every commit expires the ORM objects, and reloading them per page costs queries.
+        self.link_id, self.integration_id = link.id, link.integration_id
         self.settings = rules.Settings.of(self.integration)
         self.context = rules.LinkContext(self.integration.organisation_id, link.object_id)
         self.timezone = self.integration.organisation.timezone
@@ -131,6 +134,7 @@ class _LinkSync:
         self.progress = progress
         self.prefix = mailbox_path(link)
         self.summary = SyncSummary()
+        self.writes = SyncWrites(self.context.organisation_id, self.settings.ires_field, self.integration_id, link.id)
         page_size = current_app.config.get("SYNC_PAGE_SIZE", 100)
         self.headers = {"Prefer": f"{UTC_PREFERENCE}, odata.maxpagesize={page_size}"}
 
@@ -142,7 +146,7 @@ class _LinkSync:
         except GraphSyncStateExpired as expired:
             self._log("resync", f"The delta token is no longer valid ({expired.code or expired.status}); full sync.")
             self.link.delta_link = None
-            db.session.commit()
+            self._commit()
             return self._full_round()
 
     def _needs_full_round(self):
@@ -160,14 +164,14 @@ class _LinkSync:
         end = now + timedelta(days=self.integration.window_future_days)
         params = {"startDateTime": _graph_time(start), "endDateTime": _graph_time(end)}
         db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
-        db.session.commit()
+        self._commit()
         try:
             self._round(f"{self.prefix}/calendarView/delta", params=params, full=True, window=(start, end, now))
         except GraphSyncStateExpired:
             # A page link of this round went stale; the docs advise starting the round again.
             self._log("resync", "A page link of the full sync expired; starting the round again.")
             db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
-            db.session.commit()
+            self._commit()
             self._round(f"{self.prefix}/calendarView/delta", params=params, full=True, window=(start, end, now))
         return self.summary
 
@@ -177,7 +181,7 @@ class _LinkSync:
         for page in self.client.iter_pages(url, params=params, headers=self.headers):
             self.summary.pages += 1
             self._apply_page(page.get("value") or [], record_seen=full)
-            db.session.commit()
+            self._commit()
             if self.progress:
                 self.progress(self.link, self.summary.pages, self.summary)
             delta_link = page.get("@odata.deltaLink")
@@ -190,7 +194,7 @@ class _LinkSync:
             self.link.last_full_sync_at = started_at
             db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
         self.link.delta_link = delta_link
-        db.session.commit()
+        self._commit()
         return self.summary
 
     def _apply_page(self, items, *, record_seen):
@@ -208,15 +212,32 @@ class _LinkSync:
             self._remember_seen([event.id for event in parsed if not event.removed])
 
     def _apply_events(self, events):
-        lookups = self._lookups([event.id for event in events])
+        lookups = PageLookups(
+            self.context.organisation_id, self.settings.ires_field, events, self.statuses, self.writes.write
+        )
         # Graph calls happen before the first write of the batch: no transaction is held
         # open while Graph answers, so a token renewal never waits on our own lock.
         current = self._current_state_of_removed(events, lookups)
+        lookups.prepare_overlaps(self.context.object_id, self._spans(events, current))
         for event in events:
             self._handle(event, lookups, current)
 
-    def _lookups(self, event_ids):
-        return PageLookups(self.context.organisation_id, self.settings.ires_field, event_ids, self.statuses)
+    def _spans(self, events, current):
+        """The times this page may book: its appointments', and where removed ones moved to."""
+        spans = [
+            (event.start_at, event.end_at)
+            for event in events
+            if event.start_at and event.end_at and not (event.cancelled or event.series_master)
+        ]
+        for still_there in current.values():
+            if still_there is not None:
+                try:
+                    moved = parse_event(still_there, self.timezone)
+                except EventNotUnderstood:
+                    continue
+                if moved.start_at and moved.end_at:
+                    spans.append((moved.start_at, moved.end_at))
+        return [(start, end) for start, end in spans if end > start]
 
     def _current_state_of_removed(self, events, lookups):
         """What Outlook holds now for removed events that have a booking: None when truly gone.
@@ -238,14 +259,13 @@ class _LinkSync:
         decision = rules.decide(event, self.context, self.settings, lookups)
         if decision.action == rules.VERIFY_REMOVAL:
             decision = self._decide_removal(event, lookups, current.get(event.id))
-        booking = apply_decision(decision, self.context, self.settings.ires_field)
+        booking = self.writes.apply(decision)
         if booking is not None:
             lookups.remember(booking)
         if decision.unlink_event:
             lookups.forget(event.id)
         self.summary.count(decision.action)
-        booking_id = booking.id if booking is not None else decision.booking_id
-        self._log(decision.action, decision.reason, event_id=event.id, booking_id=booking_id)
+        self._log(decision.action, decision.reason, event_id=event.id, booking=booking, booking_id=decision.booking_id)
 
     def _decide_removal(self, event, lookups, still_there):
         if still_there is None:
@@ -259,16 +279,15 @@ class _LinkSync:
     def _remember_seen(self, event_ids):
         if not event_ids:
             return
-        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        rows = [{"link_id": self.link.id, "event_id": event_id} for event_id in dict.fromkeys(event_ids)]
-        db.session.execute(insert(SyncSeenEvent).on_conflict_do_nothing(), rows)
+        rows = [{"link_id": self.link_id, "event_id": event_id} for event_id in dict.fromkeys(event_ids)]
+        insert_rows(SyncSeenEvent.__table__, rows, skip_conflicts=True)
 
     def _reconcile(self, start, end):
         """Bookings linked to events in the window that the full round did not return are gone."""
-        seen = db.select(SyncSeenEvent.event_id).where(SyncSeenEvent.link_id == self.link.id)
+        seen = db.select(SyncSeenEvent.event_id).where(SyncSeenEvent.link_id == self.link_id)
         event_id = event_id_column(self.settings.ires_field)
         query = (
-            db.select(Booking.id, event_id)
+            db.select(Booking.id, event_id.label("event_id"))
             .where(
                 Booking.organisation_id == self.context.organisation_id,
                 Booking.object_id == self.link.object_id,
@@ -280,46 +299,18 @@ class _LinkSync:
             .order_by(Booking.id)
         )
         missing = db.session.execute(query).all()
-        db.session.commit()
+        self._commit()
         for offset in range(0, len(missing), RECONCILE_CHUNK):
             chunk = missing[offset : offset + RECONCILE_CHUNK]
             self._apply_events([IncomingEvent(id=missing_event_id, removed=True) for _, missing_event_id in chunk])
-            db.session.commit()
+            self._commit()
 
-    def _log(self, action, reason, *, event_id=None, booking_id=None, is_error=False):
-        db.session.add(
-            SyncLogEntry(
-                organisation_id=self.context.organisation_id,
-                integration_id=self.integration.id,
-                link_id=self.link.id,
-                booking_id=booking_id,
-                event_id=event_id,
-                action=action,
-                reason=reason,
-                is_error=is_error or action == rules.REFUSE,
-            )
-        )
+    def _log(self, action, reason, **details):
+        self.writes.log(action, reason, **details)
 
-
-def apply_decision(decision, context, ires_field):
-    """Write one decision to the session; return the booking it created or changed."""
-    if decision.action == rules.CREATE:
-        booking = Booking(organisation_id=context.organisation_id, extra={ires_field: decision.event_id})
-        for name, value in decision.changes.items():
-            setattr(booking, name, value)
-        db.session.add(booking)
-        db.session.flush()
-        return booking
-    if decision.booking_id is None or decision.action == rules.SKIP and not decision.link_event:
-        return None
-    booking = db.session.get(Booking, decision.booking_id)
-    for name, value in decision.changes.items():
-        setattr(booking, name, value)
-    if decision.link_event:
-        booking.extra[ires_field] = decision.event_id
-    if decision.unlink_event:
-        booking.extra.pop(ires_field, None)
-    return booking
+    def _commit(self):
+        self.writes.write()
+        db.session.commit()
 
 
 def _graph_time(moment):

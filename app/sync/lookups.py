@@ -1,8 +1,10 @@
 """Database answers for the decision rules, loaded one delta page at a time.
 
-A page's event ids are looked up in one query instead of one per event, and bookings
-created earlier in the same page are remembered, because Graph may return the same
-event twice in one response.
+Everything a page's decisions ask is read up front in a few queries: bookings by event
+id and by the booking id in the subject, customers by organiser address, and the taken
+times of the link's object. Bookings created or changed earlier in the same page are
+remembered, because Graph may return the same event twice in one response. A question
+the page did not prepare for is answered as before, one query at a time.
 """
 
 from types import SimpleNamespace
@@ -11,43 +13,73 @@ from app.booking_rules import validate_booking
 from app.extensions import db
 from app.models import Booking, BookingStatus, Customer
 from app.sync.decision import StoredBooking
+from app.sync.occupancy import Occupancy
+from app.sync.queries import linked_booking_ids
 
 
 def linked_event_id(booking, ires_field):
     return (booking.extra or {}).get(ires_field) or None
 
 
-def event_id_column(ires_field):
-    return Booking.extra[ires_field].as_string()
-
-
 def statuses_of(organisation_id):
-    """The organisation's statuses by id, loaded once per sync rather than per event."""
+    """The organisation's statuses by id, read once per sync: plain values, which a commit does not expire."""
     rows = db.session.scalars(db.select(BookingStatus).where(BookingStatus.organisation_id == organisation_id))
-    return {status.id: status for status in rows}
+    return {
+        status.id: SimpleNamespace(id=status.id, name=status.name, blocks_object=status.blocks_object)
+        for status in rows
+    }
 
 
 class PageLookups:
-    def __init__(self, organisation_id, ires_field, event_ids, statuses):
+    """`write` puts the page's decisions so far into the database and returns the bookings it created."""
+
+    def __init__(self, organisation_id, ires_field, events, statuses, write):
         self.organisation_id = organisation_id
+        self._write = write
         self.ires_field = ires_field
         self.statuses = statuses
+        self.occupancy = None
         self._by_event = {}
+        self._by_id = {}
         self._customers = {}
-        ids = [i for i in set(event_ids) if i]
-        if ids:
-            rows = db.session.scalars(
-                db.select(Booking)
-                .where(Booking.organisation_id == organisation_id, event_id_column(ires_field).in_(ids))
-            )
-            for booking in rows:
+        event_ids = {event.id for event in events if event.id}
+        linked_ids = linked_booking_ids(organisation_id, ires_field, event_ids) if event_ids else []
+        if linked_ids:
+            for booking in self._bookings(Booking.id.in_(linked_ids)):
                 self._by_event[linked_event_id(booking, ires_field)] = booking
+        subject_ids = {event.booking_id_in_subject for event in events} - {None}
+        if subject_ids:
+            self._by_id = {booking.id: booking for booking in self._bookings(Booking.id.in_(subject_ids))}
+        emails = {event.organiser_email.lower() for event in events if event.organiser_email}
+        if emails:
+            self._customers = dict.fromkeys(emails)
+            query = (
+                db.select(Customer.email, Customer.id)
+                .where(Customer.organisation_id == organisation_id, Customer.email.in_(emails))
+                .order_by(Customer.id.desc())
+            )
+            # Lowest id wins, as one query per address would have it.
+            self._customers.update(db.session.execute(query).all())
+
+    def _bookings(self, condition):
+        return db.session.scalars(db.select(Booking).where(Booking.organisation_id == self.organisation_id, condition))
+
+    def prepare_overlaps(self, object_id, spans):
+        """Load what the overlap checks of these (start, end) spans on the object will meet."""
+        self.occupancy = Occupancy(object_id, spans, self.statuses)
+
+    def _settle(self):
+        for booking in self._write():
+            if self.occupancy is not None:
+                self.occupancy.note(booking)  # known by its id from now on
 
     def remember(self, booking):
-        """Index a booking that this page just created or linked."""
+        """Index a booking that this page just created or changed."""
         event_id = linked_event_id(booking, self.ires_field)
         if event_id:
             self._by_event[event_id] = booking
+        if self.occupancy is not None:
+            self.occupancy.note(booking)
 
     def forget(self, event_id):
         self._by_event.pop(event_id, None)
@@ -57,7 +89,11 @@ class PageLookups:
         return self.stored(booking) if booking is not None else None
 
     def booking_by_id(self, booking_id):
-        booking = db.session.get(Booking, booking_id)
+        booking = self._by_id.get(booking_id)
+        if booking is None:
+            # It may have been created earlier in this page.
+            self._settle()
+            booking = db.session.get(Booking, booking_id)
         if booking is None or booking.organisation_id != self.organisation_id:
             return None
         return self.stored(booking)
@@ -73,17 +109,31 @@ class PageLookups:
         return self._customers[email]
 
     def validation_errors(self, *, booking_id, object_id, status_id, start_at, end_at):
+        status = self.statuses.get(status_id)
+        if self._surely_valid(booking_id, object_id, status, start_at, end_at):
+            return []
+        # A clash, or a span the page did not prepare: the portal's own check decides,
+        # on the database as this page's decisions so far have left it.
+        self._settle()
         candidate = SimpleNamespace(
-            id=booking_id,
-            object_id=object_id,
-            status_id=status_id,
-            status=self.statuses.get(status_id),
-            start_at=start_at,
-            end_at=end_at,
+            id=booking_id, object_id=object_id, status_id=status_id, status=status, start_at=start_at, end_at=end_at
         )
         return [error.message for error in validate_booking(candidate)]
 
+    def _surely_valid(self, booking_id, object_id, status, start_at, end_at):
+        if start_at is None or end_at is None or end_at <= start_at:
+            return False
+        if status is not None and not status.blocks_object:
+            return True
+        occupancy = self.occupancy
+        if occupancy is None or occupancy.object_id != object_id:
+            return False
+        return occupancy.clashes(booking_id, start_at, end_at) is False
+
     def stored(self, booking):
+        if booking.id is None:
+            # Created earlier in this page and not written yet: the rules need its id.
+            self._settle()
         return StoredBooking(
             id=booking.id,
             status_id=booking.status_id,

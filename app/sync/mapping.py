@@ -16,6 +16,9 @@ PRIVATE_REMARK = "Private appointment"
 SERIES_MASTER = "seriesMaster"
 BOOKING_ID_SUFFIX = re.compile(r"\[(\d{1,18})\]\s*$")
 REMARK_LIMIT = 10000
+# Whitespace and plain tags only, as in the empty HTML skeleton many room bookings carry:
+# such a body has no text, so the parser can be skipped. One character or tag per step.
+NO_TEXT_HTML = re.compile(r"(?:\s|</?[A-Za-z][^<>]*>)*")
 
 
 class EventNotUnderstood(ValueError):
@@ -80,7 +83,7 @@ def remark_for(event):
     body = event.get("body") or {}
     text = body.get("content") or ""
     if (body.get("contentType") or "").lower() == "html":
-        text = html_to_text(text)
+        text = "" if NO_TEXT_HTML.fullmatch(text) else html_to_text(text)
     text = _tidy(text)
     remark = f"{subject}\n\n{text}" if subject and text else subject or text
     return remark[:REMARK_LIMIT]
