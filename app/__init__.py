@@ -30,9 +30,10 @@ def create_app(config_class=Config, instance_path=None):
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from app import sqlite_tuning  # noqa: F401  (registers the connect listener)
-    from app import models  # noqa: F401
-
+    from app import (
+        models,  # noqa: F401
+        sqlite_tuning,  # noqa: F401  (registers the connect listener)
+    )
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.api.portal import bp as api_tokens_bp

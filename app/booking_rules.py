@@ -6,7 +6,6 @@ from app.extensions import db
 from app.models import Booking, BookingStatus, Organisation
 from app.timeutil import utc_to_local
 
-
 OVERLAP = "overlap"
 
 

@@ -2,7 +2,7 @@
 
 from app.models.api_token import ApiToken
 from app.models.audit import AuditEntry
-from app.models.booking import Booking, BookableObject, BookingStatus, Customer
+from app.models.booking import BookableObject, Booking, BookingStatus, Customer
 from app.models.calendar_link import CalendarLink
 from app.models.incident import AlertCondition, Incident
 from app.models.integration import Integration, OAuthToken
