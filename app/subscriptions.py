@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from app import clock
 from app.extensions import db
 from app.graph.client import BatchRequest
-from app.graph.errors import GraphBadRequest, GraphError, GraphNotFound
+from app.graph.errors import GraphBadRequest, GraphNotFound
 from app.graph.paths import mailbox_path
 from app.models import CalendarLink, Integration
 from app.models.integration import CONNECTION_CONNECTED
@@ -70,8 +70,24 @@ def renew_batch(links, client):
     Returns the links whose subscription Graph no longer knows; the caller recreates them.
     Other failures are recorded on their link and retried at the next run.
     """
-    requested_expiry = clock.utcnow() + LIFETIME
-    by_id = {str(link.id): link for link in links}
+    gone = []
+    pending = {str(link.id): link for link in links}
+    for lifetime in (LIFETIME, FALLBACK_LIFETIME):
+        capped = _renew_round(pending, lifetime, client, gone)
+        if not capped:
+            break
+        # A tenant that caps the lifetime caps it for every room: the shorter lifetime
+        # goes out as batches too, never as one request per room.
+        log.info(
+            "Graph refused a %s subscription lifetime for %d link(s); using %s", lifetime, len(capped), FALLBACK_LIFETIME
+        )
+        pending = capped
+    return gone
+
+
+def _renew_round(pending, lifetime, client, gone):
+    """One `$batch` pass over `pending` asking for `lifetime`; returns the links refused it as too long."""
+    requested_expiry = clock.utcnow() + lifetime
     results = client.batch(
         [
             BatchRequest(
@@ -80,28 +96,25 @@ def renew_batch(links, client):
                 url=f"/subscriptions/{link.subscription_id}",
                 body={"expirationDateTime": _graph_time(requested_expiry)},
             )
-            for key, link in by_id.items()
+            for key, link in pending.items()
         ]
     )
-    gone = []
+    capped = {}
     for result in results:
-        link = by_id[result.id]
+        link = pending[result.id]
         if result.ok:
-            link.subscription_expires_at = _parse_expiry((result.body or {}).get("expirationDateTime"), requested_expiry)
+            granted = (result.body or {}).get("expirationDateTime")
+            link.subscription_expires_at = _parse_expiry(granted, requested_expiry)
             link.subscription_error = None
         elif isinstance(result.error, GraphNotFound):
             forget(link)
             gone.append(link)
-        elif isinstance(result.error, GraphBadRequest) and result.error.code == "ExtensionError":
-            # This tenant still caps the lifetime: renew that one alone, with the shorter one.
-            try:
-                renew(link, client)
-            except GraphError as error:
-                link.subscription_error = str(error)
+        elif _lifetime_refused(result.error) and lifetime != FALLBACK_LIFETIME:
+            capped[result.id] = link
         else:
             link.subscription_error = str(result.error)
             log.warning("Renewal of link %s failed: %s", link.id, result.error)
-    return gone
+    return capped
 
 
 def unsubscribe(link, client):
@@ -156,10 +169,14 @@ def _with_fallback_lifetime(call):
     try:
         return call(LIFETIME)
     except GraphBadRequest as error:
-        if error.code != "ExtensionError":
+        if not _lifetime_refused(error):
             raise
         log.info("Graph refused a %s subscription lifetime (%s); using %s", LIFETIME, error.message, FALLBACK_LIFETIME)
         return call(FALLBACK_LIFETIME)
+
+
+def _lifetime_refused(error):
+    return isinstance(error, GraphBadRequest) and error.code == "ExtensionError"
 
 
 def _expiring(body, lifetime):

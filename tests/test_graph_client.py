@@ -196,6 +196,16 @@ def test_shared_session_is_reused_and_sized():
     assert first.get_adapter(BASE)._pool_maxsize == 16
 
 
+def test_a_larger_pool_asked_for_later_gets_a_new_shared_session():
+    first = shared_session(pool_maxsize=10)
+
+    larger = shared_session(pool_maxsize=24)
+
+    assert larger is not first
+    assert larger.get_adapter(BASE)._pool_maxsize == 24
+    assert shared_session(pool_maxsize=12) is larger
+
+
 def test_build_session_sizes_its_pool():
     assert build_session(pool_maxsize=8).get_adapter(BASE)._pool_maxsize == 8
 

@@ -100,6 +100,28 @@ def test_polling_leaves_a_recently_parked_link_alone_for_half_an_hour(context, l
     assert db.session.scalar(select(Job.state).where(Job.key == str(links["never_synced"]), Job.state == JOB_FAILED))
 
 
+def test_polling_commits_as_it_goes_so_job_threads_start_on_the_first_rooms(context, links, clock, monkeypatch):
+    monkeypatch.setattr(periodic, "ENQUEUE_CHUNK", 1)
+    queued_so_far = []
+    real_enqueue = periodic.enqueue_link_sync
+
+    def enqueue_then_fail(link_id, **options):
+        if queued_so_far:
+            raise RuntimeError("the database went away")
+        queued_so_far.append(link_id)
+        return real_enqueue(link_id, **options)
+
+    monkeypatch.setattr(periodic, "enqueue_link_sync", enqueue_then_fail)
+    with pytest.raises(RuntimeError):
+        periodic.poll_stale_links(clock.now)
+    db.session.rollback()
+
+    # The first room's job was committed before the failure; the second is still due next time.
+    assert list(queued_syncs()) == [links["never_synced"]]
+    monkeypatch.setattr(periodic, "enqueue_link_sync", real_enqueue)
+    assert links["synced_31_min_ago"] in periodic.poll_stale_links(clock.now + timedelta(minutes=5))
+
+
 def test_daily_full_sync_queues_links_whose_last_full_round_is_a_day_old(context, links, clock):
     queued = periodic.daily_full_sync(clock.now)
 

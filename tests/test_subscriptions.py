@@ -142,6 +142,39 @@ def test_many_renewals_go_through_batch_twenty_at_a_time(app, world, clock):
         assert renewed.subscription_expires_at == clock.now + timedelta(days=3)
 
 
+def test_a_tenant_capping_the_lifetime_gets_the_shorter_one_in_batches_too(app, world, clock):
+    with app.app_context():
+        first = make_room_link(world, upn="room-0@contoso.example")
+        links = [first] + [
+            CalendarLink(integration_id=first.integration_id, mailbox=f"room-{n}@contoso.example", object_id=world.a.object)
+            for n in range(1, 30)
+        ]
+        db.session.add_all(links)
+        for n, link in enumerate(links):
+            link.subscription_id, link.subscription_expires_at = f"sub-{n}", clock.now + timedelta(hours=1)
+        db.session.commit()
+        shorter = (clock.now + timedelta(minutes=4200)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+        def answer(request):
+            replies = []
+            for item in json.loads(request.body)["requests"]:
+                if item["body"]["expirationDateTime"] != shorter:
+                    replies.append({"id": item["id"], "status": 400, "body": EXTENSION_ERROR})
+                else:
+                    replies.append({"id": item["id"], "status": 200, "body": {"expirationDateTime": shorter}})
+            return 200, {}, json.dumps({"responses": replies})
+
+        with responses.RequestsMock() as mock:
+            mock.add_callback(responses.POST, f"{GRAPH}/$batch", callback=answer, content_type="application/json")
+            gone = subscriptions.renew_batch(subscriptions.links_due_for_renewal(clock.now), graph_client())
+            # 30 renewals refused as too long, then granted shorter: 2 + 2 batches, no single PATCH.
+            assert [call.request.url for call in mock.calls] == [f"{GRAPH}/$batch"] * 4
+        assert gone == []
+        for link in db.session.scalars(db.select(CalendarLink)):
+            assert link.subscription_expires_at == clock.now + timedelta(minutes=4200)
+            assert link.subscription_error is None
+
+
 def test_unsubscribe_deletes_in_graph_and_tolerates_an_already_deleted_one(app, link_id):
     with app.app_context(), responses.RequestsMock() as mock:
         link = db.session.get(CalendarLink, link_id)

@@ -138,6 +138,27 @@ def test_a_new_client_secret_invalidates_the_cached_token(app, integration_id, m
     assert dict(parse_qsl(mocked.calls[1].request.body))["client_secret"] == "a-brand-new-secret"
 
 
+def test_a_client_for_a_loaded_integration_reads_no_settings_again(app, integration_id, mocked, monkeypatch):
+    # A job thread holds its own connection while it syncs; a second one per job would
+    # drain a pool sized for one connection per thread.
+    mocked.add(responses.POST, TOKEN_URL, json=load("token-client-credentials.json"))
+
+    def no_second_session():
+        raise AssertionError("the settings were read again")
+
+    with app.app_context():
+        integration = db.session.get(Integration, integration_id)
+        monkeypatch.setattr(tokens, "_token_session", no_second_session)
+        assert tokens.token_provider_for(integration).get_token() == APP_TOKEN
+
+
+def test_the_graph_pool_holds_a_connection_per_job_thread(app, integration_id):
+    with app.app_context():
+        app.config["JOB_WORKERS"] = 24
+        client = graph_client_for(db.session.get(Integration, integration_id))
+    assert client._session.get_adapter("https://graph.test/")._pool_maxsize >= 24
+
+
 def test_refresh_token_replaces_the_cached_token(app, integration_id, mocked):
     mocked.add_callback(responses.POST, TOKEN_URL, callback=numbered_tokens())
     with app.app_context():

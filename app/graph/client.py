@@ -42,6 +42,7 @@ IMMUTABLE_ID_PREFERENCE = 'IdType="ImmutableId"'
 BATCH_LIMIT = 20
 
 _shared_session = None
+_shared_pool_maxsize = 0
 _shared_lock = threading.Lock()
 
 
@@ -73,13 +74,18 @@ def build_session(pool_maxsize=10):
 def shared_session(pool_maxsize=10):
     """Return one process-wide session for clients that should share a pool.
 
-    The session is built on the first call; *pool_maxsize* of later calls is
-    ignored. Size it for the number of threads calling Graph at once.
+    The session is built on the first call. Size it for the number of threads
+    calling Graph at once: a thread finding every pooled connection taken opens
+    one more and throws it away afterwards. A later call asking for a larger
+    pool gets a new, larger session; clients holding the old one keep it.
     """
-    global _shared_session
+    global _shared_session, _shared_pool_maxsize
     with _shared_lock:
-        if _shared_session is None:
+        if _shared_session is None or pool_maxsize > _shared_pool_maxsize:
+            # A new session rather than a new adapter: mounting one would change
+            # the session under the threads sending through it.
             _shared_session = build_session(pool_maxsize)
+            _shared_pool_maxsize = pool_maxsize
         return _shared_session
 
 

@@ -58,6 +58,10 @@ FALLBACK_LIFETIME = timedelta(minutes=60)
 REFUSAL_MEMORY = timedelta(minutes=1)
 #: (connect, read) seconds for token endpoint calls.
 TOKEN_TIMEOUT = (5, 20)
+#: Threads that call Graph besides the job threads: the scheduler loop (renewals) and the
+#: portal's request threads (connection test, room discovery; gunicorn runs 4 by default).
+GRAPH_CALLERS_BESIDE_JOBS = 5
+MIN_GRAPH_POOL_SIZE = 10
 
 #: OAuth errors that say "try again later" rather than "a person must act".
 TRANSIENT_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
@@ -505,13 +509,25 @@ class ApplicationTokenProvider:
 
     On a cold cache one caller asks Microsoft while the others wait for its answer; the
     token is fetched again five minutes before it expires. The settings are read once, when
-    first needed, so a long sync keeps one consistent key.
+    first needed, so a long sync keeps one consistent key; *settings* already read by the
+    caller spare that read.
     """
 
-    def __init__(self, integration_id):
+    def __init__(self, integration_id, settings=None):
         self.integration_id = integration_id
-        self._settings = None
+        self._settings = settings
         self._handed_out = None
+
+    @classmethod
+    def of(cls, integration):
+        """A provider for *integration* as the caller loaded it.
+
+        Every job thread builds one of these per job: reading the settings again would
+        cost each job a second database connection while its own is held, and a pool
+        sized for one connection per thread would run dry under a fleet of rooms.
+        """
+        settings = ClientSettings.of(integration) if integration.client_secret else None
+        return cls(integration.id, settings)
 
     def get_token(self):
         """The cached app-only token, fetched first if missing or about to expire."""
@@ -596,7 +612,7 @@ def token_provider_for(integration):
     """The token provider that fits *integration*'s connection method."""
     if integration.auth_mode == AUTH_DELEGATED:
         return DelegatedTokenProvider(integration.id)
-    return ApplicationTokenProvider(integration.id)
+    return ApplicationTokenProvider.of(integration)
 
 
 def graph_client_for(integration, *, token_provider=None, **client_options):
@@ -606,4 +622,10 @@ def graph_client_for(integration, *, token_provider=None, **client_options):
     :param client_options: passed on to :class:`GraphClient` (timeouts, retries, sleep).
     """
     provider = token_provider or token_provider_for(integration)
-    return GraphClient(current_app.config["GRAPH_BASE_URL"], provider, session=shared_session(), **client_options)
+    session = shared_session(pool_maxsize=graph_pool_size(current_app.config))
+    return GraphClient(current_app.config["GRAPH_BASE_URL"], provider, session=session, **client_options)
+
+
+def graph_pool_size(config):
+    """Connections to keep per Graph host: one per job thread, plus the callers beside them."""
+    return max(MIN_GRAPH_POOL_SIZE, int(config.get("JOB_WORKERS", 4)) + GRAPH_CALLERS_BESIDE_JOBS)

@@ -42,6 +42,8 @@ PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscription_jobs", "app.aler
 STALE_AFTER = timedelta(minutes=30)
 #: A full round this often moves the −past/+future window forward and catches anything missed.
 FULL_SYNC_EVERY = timedelta(hours=24)
+#: Jobs queued per transaction by the periodic jobs that queue one per link.
+ENQUEUE_CHUNK = 25
 
 _registered = {}
 
@@ -86,9 +88,7 @@ def poll_stale_links(now):
     Returns the ids of the links queued. Commits.
     """
     link_ids = _links_due(CalendarLink.last_sync_at, now - STALE_AFTER, now)
-    for link_id in link_ids:
-        enqueue_link_sync(link_id, reason=POLL)
-    db.session.commit()
+    _enqueue_in_chunks(link_ids, lambda link_id: enqueue_link_sync(link_id, reason=POLL))
     if link_ids:
         log.info("Polling fallback queued %s link(s) without a recent sync", len(link_ids))
     return link_ids
@@ -101,12 +101,24 @@ def daily_full_sync(now):
     Returns the ids of the links queued. Commits.
     """
     link_ids = _links_due(CalendarLink.last_full_sync_at, now - FULL_SYNC_EVERY, now)
-    for link_id in link_ids:
-        enqueue_link_sync(link_id, full=True)
-    db.session.commit()
+    _enqueue_in_chunks(link_ids, lambda link_id: enqueue_link_sync(link_id, full=True))
     if link_ids:
         log.info("Daily full sync queued %s link(s)", len(link_ids))
     return link_ids
+
+
+def _enqueue_in_chunks(link_ids, enqueue):
+    """Queue one job per link, committing every ENQUEUE_CHUNK links.
+
+    Queueing a job per room of a large fleet takes a while; the job threads start on the
+    first rooms meanwhile instead of waiting for the last, and no transaction holds
+    SQLite's write lock against them for long. A failure part-way leaves the rest to the
+    next run, which finds them still due.
+    """
+    for start in range(0, len(link_ids), ENQUEUE_CHUNK):
+        for link_id in link_ids[start : start + ENQUEUE_CHUNK]:
+            enqueue(link_id)
+        db.session.commit()
 
 
 def _links_due(moment_column, older_than, now):
