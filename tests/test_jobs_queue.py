@@ -490,3 +490,13 @@ def test_failed_link_syncs_of_one_integration(context, link_ids):
 
     integration_id, link_id = link_ids["second"]
     assert [job.key for job in failed_link_syncs(integration_id)] == [str(link_id)]
+
+
+def test_ensure_queued_adds_one_pending_job_per_key_in_one_go_and_keeps_pending_ones(app):
+    with app.app_context():
+        queue.enqueue("sync_link", "1", payload={"full": True})
+        db.session.commit()
+        queue.ensure_queued("sync_link", [1, "2", 3, 2])
+        db.session.commit()
+        pending = db.session.scalars(db.select(Job).where(Job.state == JOB_QUEUED).order_by(Job.key)).all()
+        assert [(job.key, job.payload) for job in pending] == [("1", {"full": True}), ("2", {}), ("3", {})]

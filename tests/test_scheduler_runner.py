@@ -311,3 +311,32 @@ def test_a_quick_shutdown_gives_running_jobs_no_grace(app, gunicorn_hooks, clock
     assert lease_holder(app) is None
     echo.release.set()
     wait_until(lambda: not any(t.is_alive() for t in gunicorn_hooks._runner._job_threads))
+
+
+def test_a_job_queued_in_this_process_wakes_an_idle_pool_at_once(app, echo):
+    # Polling alone would leave the job waiting for up to 45 s.
+    runner = make_runner(app, poll_seconds=30)
+    runner.start()
+    try:
+        time.sleep(0.3)  # every job thread has found the queue empty and sleeps
+        assert echo.calls == []
+        enqueue(app, "now")
+        assert echo.started.wait(3), "the committed job did not wake the pool"
+    finally:
+        runner.stop()
+    assert [key for key, *_ in echo.calls] == ["now"]
+
+
+def test_a_rolled_back_enqueue_wakes_nobody(app):
+    from app.jobs import wakeup
+
+    before = wakeup.nudges()
+    with app.app_context():
+        queue.enqueue(ECHO, "never")
+        db.session.rollback()
+        db.session.commit()
+    assert wakeup.nudges() == before
+    with app.app_context():
+        queue.enqueue(ECHO, "kept")
+        db.session.commit()
+    assert wakeup.nudges() == before + 1

@@ -1,6 +1,7 @@
 """The notification endpoint: answers fast, routes by subscription, trusts only the right clientState."""
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -154,3 +155,34 @@ def test_lifecycle_events_with_a_wrong_client_state_are_ignored(app, client, roo
     item = notification("sub-a", "forged", lifecycleEvent="subscriptionRemoved")
     assert post(client, [item], path="/webhooks/graph/lifecycle").json["wrong_client_state"] == 1
     assert queued_syncs(app) == []
+
+
+def test_a_notification_during_a_running_sync_queues_one_more(app, client, rooms):
+    post(client, [notification("sub-a", SECRET_A)])
+    with app.app_context():
+        running = queue.claim("worker-1")
+        assert running.key == str(rooms["a"])
+    for _ in range(5):
+        post(client, [notification("sub-a", SECRET_A)])
+    # The running sync may have read the calendar before these changes: one more follows it.
+    assert queued_syncs(app) == [("sync_link", str(rooms["a"]))]
+    with app.app_context():
+        assert queue.state_counts()["running"] == 1
+
+
+def test_the_last_notification_time_is_kept_to_the_minute_without_a_write_per_notification(
+    app, client, rooms, clock
+):
+    def notified_at():
+        with app.app_context():
+            return db.session.get(CalendarLink, rooms["a"]).last_notification_at
+
+    post(client, [notification("sub-a", SECRET_A)])
+    first = clock.now
+    assert notified_at() == first
+    clock.advance(timedelta(seconds=30))
+    post(client, [notification("sub-a", SECRET_A)])
+    assert notified_at() == first
+    clock.advance(timedelta(seconds=31))
+    post(client, [notification("sub-a", SECRET_A)])
+    assert notified_at() == clock.now

@@ -34,14 +34,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, case, delete, exists, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import clock
+from app.db_types import UTCDateTime
 from app.extensions import db
+from app.jobs import wakeup
 from app.models.job import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ def enqueue(kind, key, *, payload=None, run_at=None):
     payload = dict(payload or {})
     now = clock.utcnow()
     run_at = run_at or now
+    if run_at <= now:
+        wakeup.mark_jobs_queued(db.session())
     for _ in range(RACE_ROUNDS):
         inserted_id = _insert_unless_pending(kind, key, payload, run_at, now)
         if inserted_id is not None:
@@ -102,23 +104,50 @@ def enqueue(kind, key, *, payload=None, run_at=None):
     raise RuntimeError(f"could not enqueue {kind}:{key}: the pending job kept changing")
 
 
+def ensure_queued(kind, keys):
+    """Queue a due job without payload for each key that has none pending; one statement.
+
+    The webhook's path: a key that has a pending job already needs nothing more, since
+    that job has not started and will see whatever the notification announced. Joins the
+    caller's transaction.
+    """
+    keys = sorted({str(key) for key in keys})
+    if not keys:
+        return
+    now = clock.utcnow()
+    rows = [_row(kind, key, {}, now, now) for key in keys]
+    db.session.execute(_INSERT_UNLESS_PENDING, rows)
+    wakeup.mark_jobs_queued(db.session())
+
+
 def _insert_unless_pending(kind, key, payload, run_at, now):
-    insert = postgresql_insert if _dialect() == "postgresql" else sqlite_insert
-    statement = (
-        insert(Job)
-        .values(
-            kind=kind,
-            key=key,
-            payload_json=_dump(payload),
-            state=JOB_QUEUED,
-            run_at=run_at,
-            attempts=0,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["kind", "key"], index_where=text(f"state = '{JOB_QUEUED}'"))
-        .returning(Job.id)
-    )
-    return db.session.execute(statement).scalar_one_or_none()
+    row = _row(kind, key, payload, run_at, now)
+    return db.session.execute(_INSERT_UNLESS_PENDING_RETURNING_ID, row).scalar_one_or_none()
+
+
+def _row(kind, key, payload, run_at, now):
+    return {
+        "kind": kind,
+        "key": key,
+        "payload": _dump(payload),
+        "state": JOB_QUEUED,
+        "run_at": run_at,
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
+# Written as SQL because SQLAlchemy cannot cache a compiled ON CONFLICT clause: built as
+# an expression it was compiled afresh for every notification. PostgreSQL and SQLite
+# spell the partial-index conflict target the same way.
+_INSERT_UNLESS_PENDING = text(
+    "INSERT INTO jobs (kind, key, payload, state, run_at, attempts, created_at) "
+    "VALUES (:kind, :key, :payload, :state, :run_at, :attempts, :created_at) "
+    f"ON CONFLICT (kind, key) WHERE state = '{JOB_QUEUED}' DO NOTHING"
+).bindparams(bindparam("run_at", type_=UTCDateTime()), bindparam("created_at", type_=UTCDateTime()))
+_INSERT_UNLESS_PENDING_RETURNING_ID = text(f"{_INSERT_UNLESS_PENDING.text} RETURNING id").bindparams(
+    bindparam("run_at", type_=UTCDateTime()), bindparam("created_at", type_=UTCDateTime())
+)
 
 
 def _pending_job(kind, key):

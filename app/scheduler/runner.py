@@ -26,7 +26,7 @@ import schedule
 
 from app import clock
 from app.extensions import db
-from app.jobs import handlers, queue
+from app.jobs import handlers, queue, wakeup
 from app.scheduler import lease, periodic
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ class Runner:
         Returns True when every job thread finished within the grace period.
         """
         self.request_stop()
+        # Idle job threads sleep in `wakeup.wait`; they see the stop at once.
+        wakeup.nudge()
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
         deadline = time.monotonic() + grace
         for thread in self._job_threads:
@@ -225,14 +227,16 @@ class Runner:
     def _work(self, slot):
         worker_id = f"{self.holder_id}/{slot}"
         while not self._stop.is_set():
+            seen = wakeup.nudges()
             try:
                 ran = self._run_next_job(worker_id, slot)
             except Exception:
                 log.exception("Job thread %s hit an error", worker_id)
                 ran = False
-            if not ran:
-                # Jitter keeps the threads of many processes from polling in step.
-                self._stop.wait(self.poll_seconds * random.uniform(0.5, 1.5))
+            if not ran and not self._stop.is_set():
+                # Jitter keeps the threads of many processes from polling in step; a job
+                # queued in this process wakes them sooner (see app.jobs.wakeup).
+                wakeup.wait(seen, self.poll_seconds * random.uniform(0.5, 1.5))
 
     def _run_next_job(self, worker_id, slot):
         with self.app.app_context():
