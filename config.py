@@ -36,7 +36,6 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # Graph batches notifications; a megabyte holds hundreds of them with room to spare.
     WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(1024 * 1024)))
     SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "100"))
@@ -45,11 +44,18 @@ class Config:
     # Off on a web-only host: gunicorn workers then start no runner; `flask scheduler run` still works.
     SCHEDULER_ENABLED = _flag("SCHEDULER_ENABLED", True)
     JOB_WORKERS = int(os.environ.get("JOB_WORKERS", "4"))
+    # Each job thread and each request thread of a process may hold a connection at once.
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_size": JOB_WORKERS + int(os.environ.get("GUNICORN_THREADS", "4")) + 2,
+    }
     JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "8"))
     JOB_LEASE_SECONDS = float(os.environ.get("JOB_LEASE_SECONDS", "300"))
     JOB_POLL_SECONDS = float(os.environ.get("JOB_POLL_SECONDS", "2"))
-    SCHEDULER_LEASE_SECONDS = float(os.environ.get("SCHEDULER_LEASE_SECONDS", "60"))
-    SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "15"))
+    # A dead holder's lease runs out, then another runner's next tick takes it: the periodic
+    # jobs pause for at most lease + tick, which must stay within the minute the README promises.
+    SCHEDULER_LEASE_SECONDS = float(os.environ.get("SCHEDULER_LEASE_SECONDS", "45"))
+    SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "10"))
     # Below gunicorn's graceful_timeout, so running jobs finish before the master kills the worker.
     SCHEDULER_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("SCHEDULER_SHUTDOWN_GRACE_SECONDS", "20"))
 

@@ -1,7 +1,9 @@
 import os
+import runpy
 
 import pytest
 
+import config
 from app import create_app
 from app.crypto import SecretUnreadable
 from app.extensions import db
@@ -42,6 +44,15 @@ def test_instance_config_file_overrides_the_environment(tmp_path, monkeypatch):
     (tmp_path / "config.py").write_text('GRAPH_BASE_URL = "http://127.0.0.1:9999/v1.0"\n')
     app = create_app(Config, instance_path=str(tmp_path))
     assert app.config["GRAPH_BASE_URL"] == "http://127.0.0.1:9999/v1.0"
+
+
+def test_the_scheduler_defaults_replace_a_dead_lease_holder_within_a_minute(monkeypatch):
+    # Its lease runs out, then another runner's next tick takes it: lease + tick at worst.
+    for name in ("SCHEDULER_LEASE_SECONDS", "SCHEDULER_TICK_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = runpy.run_path(config.__file__)["Config"]  # read afresh, without this environment's values
+    assert defaults.SCHEDULER_TICK_SECONDS < defaults.SCHEDULER_LEASE_SECONDS, "the runner refuses a lease <= tick"
+    assert defaults.SCHEDULER_LEASE_SECONDS + defaults.SCHEDULER_TICK_SECONDS <= 60
 
 
 @pytest.mark.parametrize(
