@@ -6,7 +6,7 @@ BIND ?= 127.0.0.1:8000
 export FLASK_APP := wsgi
 export BIND
 
-.PHONY: run test demo venv migrate clean
+.PHONY: run test bench demo venv migrate clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ run: migrate
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Measures against the stand-in on SQLite and PostgreSQL, one table; minutes, not part of `make test`.
+bench: venv
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The portal beside a local Microsoft 365 stand-in, seeded; no tenant needed (see tools/demo.py).
 demo: venv
