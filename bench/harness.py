@@ -118,9 +118,6 @@ class StandIn:
             raise RuntimeError(f"stand-in control {path}: {response.status_code} {response.text[:300]}")
         return response.json()
 
-    def reset(self):
-        self.control("reset")
-
     def set_latency(self, seconds):
         self.control("latency", {"seconds": seconds})
 
@@ -258,7 +255,7 @@ class Fleet:
     upns: list
 
 
-def seed_fleet(app, upns, *, page_size=None):
+def seed_fleet(app, upns):
     """An organisation with one application-mode integration connected to the stand-in's
     tenant, and one bookable object with a calendar link per room."""
     with app.app_context():

@@ -59,8 +59,8 @@ class Runner:
         self.holder_id = holder_id or lease.make_holder_id()
         self.workers = int(setting(workers, "JOB_WORKERS", 4))
         self.poll_seconds = setting(poll_seconds, "JOB_POLL_SECONDS", 2)
-        self.tick_seconds = setting(tick_seconds, "SCHEDULER_TICK_SECONDS", 15)
-        self.lease_seconds = setting(lease_seconds, "SCHEDULER_LEASE_SECONDS", 60)
+        self.tick_seconds = setting(tick_seconds, "SCHEDULER_TICK_SECONDS", 10)
+        self.lease_seconds = setting(lease_seconds, "SCHEDULER_LEASE_SECONDS", 45)
         self.grace_seconds = setting(grace_seconds, "SCHEDULER_SHUTDOWN_GRACE_SECONDS", 20)
         if self.lease_seconds <= self.tick_seconds:
             raise ValueError("SCHEDULER_LEASE_SECONDS must exceed SCHEDULER_TICK_SECONDS, or the lease lapses")
