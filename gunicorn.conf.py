@@ -66,11 +66,15 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """The app is loaded in this worker: start its scheduler runner unless SCHEDULER_ENABLED is off."""
+    """The app is loaded in this worker: warm it up, start its scheduler runner unless SCHEDULER_ENABLED is off."""
     global _runner
     from app.scheduler.runner import start_for_server
+    from app.warm_up import warm_up
 
-    _runner = start_for_server(_flask_app(worker.wsgi))
+    app = _flask_app(worker.wsgi)
+    # One connection per request thread, and one for the runner's lease and clock.
+    warm_up(app, connections=threads + 1)
+    _runner = start_for_server(app)
     if _runner is not None:
         _stop_claiming_on_sigterm(_runner)
 

@@ -4,11 +4,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
+from app import create_app
 from app.extensions import db
 from app.jobs import queue
 from app.models import CalendarLink
 from app.models.job import Job
+from app.warm_up import warm_up
+from app.webhook import subscription_routes
+from tests.conftest import config_for
 from tests.sync_helpers import make_room_link
 
 SECRET_A = "client-state-of-room-a-0123456789"
@@ -170,9 +175,7 @@ def test_a_notification_during_a_running_sync_queues_one_more(app, client, rooms
         assert queue.state_counts()["running"] == 1
 
 
-def test_the_last_notification_time_is_kept_to_the_minute_without_a_write_per_notification(
-    app, client, rooms, clock
-):
+def test_the_last_notification_time_is_kept_to_the_minute_without_a_write_per_notification(app, client, rooms, clock):
     def notified_at():
         with app.app_context():
             return db.session.get(CalendarLink, rooms["a"]).last_notification_at
@@ -186,3 +189,130 @@ def test_the_last_notification_time_is_kept_to_the_minute_without_a_write_per_no
     clock.advance(timedelta(seconds=31))
     post(client, [notification("sub-a", SECRET_A)])
     assert notified_at() == clock.now
+
+
+# -- routes remembered per process ------------------------------------------------------
+
+
+class FakeMonotonic:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def monotonic(app):
+    """The webhook's route memory of this app, on a clock the test moves."""
+    fake = FakeMonotonic()
+    app.extensions[subscription_routes.EXTENSION] = subscription_routes.SubscriptionRoutes(monotonic=fake)
+    return fake
+
+
+@pytest.fixture
+def link_reads(app):
+    """How many statements have read calendar links since the test began."""
+    reads = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM calendar_links" in statement:
+            reads.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    yield reads
+    event.remove(engine, "before_cursor_execute", count)
+
+
+def change_link_elsewhere(app, link_id, **values):
+    """Change a link as another portal process would: in SQL, unseen by this process's session."""
+    with app.app_context():
+        db.session.execute(db.update(CalendarLink).where(CalendarLink.id == link_id).values(**values))
+        db.session.commit()
+
+
+def drop_queued_jobs(app):
+    with app.app_context():
+        db.session.execute(db.delete(Job))
+        db.session.commit()
+
+
+def test_a_room_s_later_notifications_are_routed_without_reading_its_link(app, client, rooms, link_reads):
+    post(client, [notification("sub-a", SECRET_A)])
+    first = len(link_reads)
+    for _ in range(3):
+        assert post(client, [notification("sub-a", SECRET_A)]).json["accepted"] == 1
+    assert first == 1
+    assert len(link_reads) == first
+
+
+def test_a_room_disabled_in_this_process_stops_queuing_syncs_at_once(app, client, rooms):
+    post(client, [notification("sub-a", SECRET_A)])
+    drop_queued_jobs(app)
+    with app.app_context():
+        db.session.get(CalendarLink, rooms["a"]).enabled = False
+        db.session.commit()
+    assert post(client, [notification("sub-a", SECRET_A)]).json["accepted"] == 1
+    assert queued_syncs(app) == []
+
+
+def test_a_subscription_replaced_in_this_process_is_routed_at_once(app, client, rooms):
+    post(client, [notification("sub-a", SECRET_A)])
+    with app.app_context():
+        link = db.session.get(CalendarLink, rooms["a"])
+        link.subscription_id, link.subscription_client_state = "sub-a2", "a-new-client-state-of-room-a-0001"
+        db.session.commit()
+    assert post(client, [notification("sub-a", SECRET_A)]).json["unknown_subscription"] == 1
+    assert post(client, [notification("sub-a2", "a-new-client-state-of-room-a-0001")]).json["accepted"] == 1
+
+
+def test_a_rolled_back_change_keeps_the_routes(app, client, rooms, link_reads):
+    post(client, [notification("sub-a", SECRET_A)])
+    with app.app_context():
+        db.session.get(CalendarLink, rooms["a"]).enabled = False
+        db.session.flush()
+        db.session.rollback()
+    reads = len(link_reads)
+    post(client, [notification("sub-a", SECRET_A)])
+    assert len(link_reads) == reads
+    assert queued_syncs(app) == [("sync_link", str(rooms["a"]))]
+
+
+def test_a_change_made_by_another_process_is_seen_once_the_route_expires(app, client, rooms, monotonic):
+    post(client, [notification("sub-a", SECRET_A)])
+    drop_queued_jobs(app)
+    change_link_elsewhere(app, rooms["a"], enabled=False)
+
+    monotonic.now += subscription_routes.ROUTE_SECONDS / 2
+    post(client, [notification("sub-a", SECRET_A)])
+    # Still remembered as enabled: the sync is queued, and skips the room when it runs.
+    assert queued_syncs(app) == [("sync_link", str(rooms["a"]))]
+    drop_queued_jobs(app)
+
+    monotonic.now += subscription_routes.ROUTE_SECONDS * (1 + subscription_routes.ROUTE_JITTER)
+    assert post(client, [notification("sub-a", SECRET_A)]).json["accepted"] == 1
+    assert queued_syncs(app) == []
+
+
+def test_an_unknown_subscription_is_looked_up_again_on_its_next_notification(app, client, rooms):
+    assert post(client, [notification("sub-new", SECRET_B)]).json["unknown_subscription"] == 1
+    change_link_elsewhere(app, rooms["b"], subscription_id="sub-new")
+    assert post(client, [notification("sub-new", SECRET_B)]).json["accepted"] == 1
+    assert queued_syncs(app) == [("sync_link", str(rooms["b"]))]
+
+
+def test_a_warmed_up_worker_has_its_connections_open_and_its_routes_read(app, client, rooms, link_reads):
+    warm_up(app, connections=3)
+    with app.app_context():
+        assert db.engine.pool.checkedin() >= 3
+    reads = len(link_reads)
+    assert post(client, [notification("sub-a", SECRET_A), notification("sub-b", SECRET_B)]).json["accepted"] == 2
+    assert len(link_reads) == reads
+
+
+def test_a_worker_starts_even_when_the_database_is_not_there_yet(tmp_path, caplog):
+    unreachable = create_app(config_for("postgresql+psycopg://nobody@127.0.0.1:9/none"), instance_path=str(tmp_path))
+    warm_up(unreachable, connections=2)
+    assert "Could not warm up the database connections" in caplog.text

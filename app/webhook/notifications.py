@@ -1,9 +1,10 @@
 """Routing of Graph change and lifecycle notifications to calendar links.
 
 Only records work: each accepted notification queues a job and nothing calls Graph,
-so the endpoint answers well within Graph's three-second limit. A body costs one read
-and one write however many notifications it carries (the webhook benchmark in `bench/`
-holds the acknowledgement to milliseconds at 500 notifications a second).
+so the endpoint answers well within Graph's three-second limit. A body costs one write
+however many notifications it carries, and the links are read from the database at most
+every half minute per process (`subscription_routes`); the webhook benchmark in `bench/`
+holds the acknowledgement to milliseconds at 500 notifications a second.
 """
 
 import hmac
@@ -17,6 +18,7 @@ from app.jobs import queue
 from app.jobs.handlers import SYNC_LINK, enqueue_link_sync
 from app.models import CalendarLink
 from app.subscription_jobs import RECREATE_SUBSCRIPTION, RENEW_SUBSCRIPTION
+from app.webhook import subscription_routes
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,8 @@ class Outcome:
     unknown_subscription: int = 0
     wrong_client_state: int = 0
     malformed: int = 0
-    # Links that had at least one notification accepted, by id (rows of `_ROUTING_COLUMNS`).
+    # Links that had at least one notification accepted: `subscription_routes.Route`s by link id.
     links: dict = field(default_factory=dict)
-
 
     @property
     def rejected(self):
@@ -50,30 +51,17 @@ class Outcome:
         }
 
 
-_ROUTING_COLUMNS = (
-    CalendarLink.id,
-    CalendarLink.subscription_id,
-    CalendarLink.subscription_client_state,
-    CalendarLink.enabled,
-    CalendarLink.last_notification_at,
-)
-
-
 def route_notifications(items, on_valid=None):
     """Accept each item whose subscription and clientState check out; `on_valid(link, item)` if given.
 
     Items are judged one by one: a forged or stale item never spoils the rest of the batch.
-    The links are plain rows with the columns routing needs, not loaded models.
+    The links are `subscription_routes.Route`s, not loaded models.
     """
     outcome = Outcome()
-    subscription_ids = {item.get("subscriptionId") for item in items if isinstance(item, dict)}
-    subscription_ids.discard(None)
-    links = {}
-    if subscription_ids:
-        rows = db.session.execute(
-            db.select(*_ROUTING_COLUMNS).where(CalendarLink.subscription_id.in_([str(s) for s in subscription_ids]))
-        )
-        links = {link.subscription_id: link for link in rows}
+    subscription_ids = {
+        str(item["subscriptionId"]) for item in items if isinstance(item, dict) and item.get("subscriptionId")
+    }
+    links = subscription_routes.routes().lookup(subscription_ids) if subscription_ids else {}
     for item in items:
         if not isinstance(item, dict) or not item.get("subscriptionId"):
             outcome.malformed += 1
@@ -109,11 +97,11 @@ def queue_syncs(outcome):
     links = outcome.links.values()
     queue.ensure_queued(SYNC_LINK, [link.id for link in links if link.enabled])
     now = clock.utcnow()
-    stale = [
+    stale = {
         link.id
         for link in links
         if link.last_notification_at is None or now - link.last_notification_at >= NOTIFIED_AT_RESOLUTION
-    ]
+    }
     if stale:
         db.session.execute(
             db.update(CalendarLink)
@@ -121,6 +109,9 @@ def queue_syncs(outcome):
             .values(last_notification_at=now)
             .execution_options(synchronize_session=False)
         )
+        for link in links:
+            if link.id in stale:
+                link.last_notification_at = now
 
 
 def queue_lifecycle_work(link, item):

@@ -5,6 +5,7 @@ from sqlalchemy import text
 
 from app.extensions import db
 from app.metrics import instruments
+from app.sqlite_tuning import begin_writing_promptly
 from app.webhook import bp
 from app.webhook.notifications import queue_lifecycle_work, queue_syncs, route_notifications
 
@@ -41,7 +42,8 @@ def _receive(on_valid, endpoint):
         return _refuse(400, "The body has no 'value' list of notifications.")
     outcome = route_notifications(items, on_valid)
     instruments.notifications_routed(endpoint, outcome)
-    if endpoint == "change":
+    if endpoint == "change" and outcome.links:
+        begin_writing_promptly(db.session)
         queue_syncs(outcome)
     _commit_without_waiting_for_the_disk()
     return jsonify(outcome.as_dict()), 202
