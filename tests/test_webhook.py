@@ -280,6 +280,24 @@ def test_a_rolled_back_change_keeps_the_routes(app, client, rooms, link_reads):
     assert queued_syncs(app) == [("sync_link", str(rooms["a"]))]
 
 
+def test_a_route_read_while_the_link_changed_here_is_read_again(app, client, rooms, monotonic, monkeypatch):
+    read_routes = subscription_routes._read_routes
+
+    def read_then_see_a_commit_land(condition):
+        found = read_routes(condition)
+        # Another thread of this process commits a change to the link meanwhile.
+        subscription_routes.routes().forget_all()
+        return found
+
+    monkeypatch.setattr(subscription_routes, "_read_routes", read_then_see_a_commit_land)
+    post(client, [notification("sub-a", SECRET_A)])
+    monkeypatch.setattr(subscription_routes, "_read_routes", read_routes)
+    drop_queued_jobs(app)
+    change_link_elsewhere(app, rooms["a"], enabled=False)
+    post(client, [notification("sub-a", SECRET_A)])
+    assert queued_syncs(app) == []
+
+
 def test_a_change_made_by_another_process_is_seen_once_the_route_expires(app, client, rooms, monotonic):
     post(client, [notification("sub-a", SECRET_A)])
     drop_queued_jobs(app)

@@ -2,9 +2,9 @@
 
 Every notification names its subscription, and reading the link for each one cost the
 endpoint a database round trip per request. Routes are kept for `ROUTE_SECONDS`: a
-change made in this process (a room disabled, a subscription replaced) forgets them at
-once (see `forget_on_link_changes`); one made in another process is seen within that
-time. Until then the worst that happens is a queued sync that skips a disabled room, or
+change made in this process (a room disabled, a subscription replaced) forgets them as
+it commits (the session listeners at the end); one made in another process is seen
+within that time. Until then the worst that happens is a queued sync that skips a disabled room, or
 a sync queued by a notification of a subscription that was just replaced, because the
 sync job reads the link again before it does anything. An unknown subscription id is
 never remembered, so a subscription created a moment ago is found on its first
@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app, has_app_context
 from sqlalchemy import event, inspect
@@ -38,8 +39,8 @@ class Route:
     subscription_id: str
     subscription_client_state: str | None
     enabled: bool
-    # When this process last knew the link's notified-at stamp to be; updated as it stamps.
-    last_notification_at: object
+    # The link's notified-at stamp as this process last knew it; updated as it stamps.
+    last_notification_at: datetime | None
 
 
 class SubscriptionRoutes:
@@ -48,6 +49,8 @@ class SubscriptionRoutes:
         self._monotonic = monotonic
         self._routes = {}  # subscription id -> (Route, expires at)
         self._lock = threading.Lock()
+        # Counts `forget_all` calls: routes read before one must not be remembered after it.
+        self._generation = 0
         self._swept_at = monotonic()
 
     def lookup(self, subscription_ids):
@@ -55,6 +58,7 @@ class SubscriptionRoutes:
         now = self._monotonic()
         found, missing = {}, []
         with self._lock:
+            generation = self._generation
             for subscription_id in subscription_ids:
                 cached = self._routes.get(subscription_id)
                 if cached is not None and now < cached[1]:
@@ -63,16 +67,19 @@ class SubscriptionRoutes:
                     missing.append(subscription_id)
         if missing:
             read = _read_routes(CalendarLink.subscription_id.in_(missing))
-            self._remember(read.values(), now)
+            self._remember(read.values(), now, generation)
             found.update(read)
         return found
 
     def preload(self):
         """Read the routes of every subscribed link, so a fresh worker's first notifications find them."""
-        self._remember(_read_routes(CalendarLink.subscription_id.is_not(None)).values(), self._monotonic())
+        generation = self._generation
+        self._remember(_read_routes(CalendarLink.subscription_id.is_not(None)).values(), self._monotonic(), generation)
 
-    def _remember(self, routes, now):
+    def _remember(self, routes, now, generation):
         with self._lock:
+            if generation != self._generation:
+                return  # a link changed while these were read: they may be the old ones
             self._sweep(now)
             for route in routes:
                 expires_at = now + self.seconds * (1 + ROUTE_JITTER * random.random())
@@ -80,6 +87,7 @@ class SubscriptionRoutes:
 
     def forget_all(self):
         with self._lock:
+            self._generation += 1
             self._routes.clear()
 
     def _sweep(self, now):
