@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import responses
 from responses import matchers
+from sqlalchemy import event as event_module
 
 from app.extensions import db
 from app.models import Booking, BookingStatus, CalendarLink, SyncLogEntry
@@ -212,6 +213,48 @@ def test_an_expired_delta_token_leads_to_a_full_sync_with_reconciliation(app, ro
         assert reasons and "SyncStateNotFound" in reasons[0]
 
 
+def test_a_first_round_started_again_still_cancels_what_vanished_meanwhile(app, room):
+    expired = {"error": {"code": "SyncStateNotFound", "message": "The sync state generation is not found."}}
+    first, again = first_round_pages(), first_round_pages()
+    again[0]["value"] = [e for e in again[0]["value"] if e["id"] != "ev-occ-1"]  # deleted before the restart
+    with responses.RequestsMock() as mock:
+        window = matchers.query_param_matcher(
+            {"startDateTime": "2026-08-27T12:00:00Z", "endDateTime": "2027-11-25T12:00:00Z"}
+        )
+        mock.get(delta_url(ROOM), json=first[0], match=[window])
+        mock.get(delta_url(ROOM), json=again[0], match=[window])
+        mock.get(PAGE2, status=410, json=expired)  # the first attempt's page link went stale
+        mock.get(PAGE2, json=again[1])
+        mock.get(PAGE3, json=again[2])
+        mock.get(f"{GRAPH}/users/{ROOM}/events/ev-occ-1", status=404, json={"error": {"code": "ErrorItemNotFound"}})
+        summary = run(app, room)
+    assert summary.cancelled == 1
+    with app.app_context():
+        cancelled = db.session.scalar(db.select(Booking).where(Booking.status.has(name="Cancelled")))
+        assert cancelled.start_at == at(2, 9)
+        assert db.session.get(CalendarLink, room).delta_link == DELTA1
+
+
+def test_a_room_s_first_round_keeps_no_list_of_seen_appointments(app, room):
+    with responses.RequestsMock() as mock:
+        register_first_round(mock)
+        recorded = []
+        with app.app_context():
+            engine = db.engine
+
+        def spy(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("INSERT INTO SYNC_SEEN_EVENTS"):
+                recorded.append(statement)
+
+        event_module.listen(engine, "before_cursor_execute", spy)
+        try:
+            summary = run(app, room)
+        finally:
+            event_module.remove(engine, "before_cursor_execute", spy)
+    assert summary.full and summary.created == 5
+    assert recorded == []
+
+
 def test_a_failure_between_pages_keeps_the_token_and_a_rerun_ends_in_the_same_state(app, world, clock):
     with app.app_context():
         interrupted = make_room_link(world).id
@@ -300,8 +343,11 @@ def test_changing_the_window_starts_a_full_round(app, room):
         mock.get(
             delta_url(ROOM),
             json=page([], delta_link=DELTA2),
-            match=[matchers.query_param_matcher({"startDateTime": "2026-08-27T12:00:00Z",
-                                                 "endDateTime": "2026-12-25T12:00:00Z"})],
+            match=[
+                matchers.query_param_matcher(
+                    {"startDateTime": "2026-08-27T12:00:00Z", "endDateTime": "2026-12-25T12:00:00Z"}
+                )
+            ],
         )
         for event_id in ("ev-single", "ev-occ-1", "ev-exc-2", "ev-private", "ev-allday"):
             mock.get(f"{GRAPH}/users/{ROOM}/events/{event_id}", json=event(event_id, at(1, 9), at(1, 10)))
@@ -357,5 +403,7 @@ def test_a_removed_event_id_is_escaped_when_it_is_looked_up(app, room):
         run(app, room)
     with responses.RequestsMock() as mock:
         mock.get(DELTA1, json=page([removed(odd)], delta_link=DELTA2))
-        mock.get(f"{GRAPH}/users/{ROOM}/events/AAMk%2Fx%2By%3D", status=404, json={"error": {"code": "ErrorItemNotFound"}})
+        mock.get(
+            f"{GRAPH}/users/{ROOM}/events/AAMk%2Fx%2By%3D", status=404, json={"error": {"code": "ErrorItemNotFound"}}
+        )
         assert run(app, room).cancelled == 1

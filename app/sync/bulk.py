@@ -27,15 +27,17 @@ def json_rows(name, columns):
 
 def json_values(rows):
     """`rows` (dicts) ready for `json_rows`: times as the columns store them, naive UTC."""
-    return [{key: _json_value(value) for key, value in row.items()} for row in rows]
+    # Every cell of every page passes here: the test stays inline, a call per cell cost
+    # a tenth of a first sync.
+    return [
+        {key: _utc_text(value) if isinstance(value, datetime) else value for key, value in row.items()} for row in rows
+    ]
 
 
-def _json_value(value):
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC column; attach a time zone first")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return value
+def _utc_text(moment):
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column; attach a time zone first")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 def insert_rows(table, rows, *, returning=(), skip_conflicts=False):

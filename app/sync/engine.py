@@ -21,6 +21,7 @@ from app.graph.tokens import TokenError
 from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
+from app.quick_commit import commit_without_waiting_for_the_disk
 from app.sync import decision as rules
 from app.sync.bulk import insert_rows
 from app.sync.lookups import PageLookups, statuses_of
@@ -177,10 +178,14 @@ class _LinkSync:
 
     def _round(self, url, *, params, full, window=None):
         self.summary.full = full
+        # Reconciliation looks for bookings linked before the round whose appointments it
+        # did not return; with none in the window (a room's first sync) it has nothing to
+        # look for, and recording every appointment seen would cost a tenth of the round.
+        reconcile = full and self._linked_bookings_in(*window[:2])
         delta_link = None
         for page in self.client.iter_pages(url, params=params, headers=self.headers):
             self.summary.pages += 1
-            self._apply_page(page.get("value") or [], record_seen=full)
+            self._apply_page(page.get("value") or [], record_seen=reconcile)
             self._commit()
             if self.progress:
                 self.progress(self.link, self.summary.pages, self.summary)
@@ -189,7 +194,8 @@ class _LinkSync:
             raise SyncFailed("Graph ended the sync round without a delta link.")
         if full:
             start, end, started_at = window
-            self._reconcile(start, end)
+            if reconcile:
+                self._reconcile(start, end)
             self.link.window_start, self.link.window_end = start, end
             self.link.last_full_sync_at = started_at
             db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
@@ -273,7 +279,9 @@ class _LinkSync:
         try:
             moved = parse_event(still_there, self.timezone)
         except EventNotUnderstood as problem:
-            return rules.Decision(rules.SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}.")
+            return rules.Decision(
+                rules.SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}."
+            )
         return rules.decide(moved, self.context, self.settings, lookups)
 
     def _remember_seen(self, event_ids):
@@ -282,22 +290,24 @@ class _LinkSync:
         rows = [{"link_id": self.link_id, "event_id": event_id} for event_id in dict.fromkeys(event_ids)]
         insert_rows(SyncSeenEvent.__table__, rows, skip_conflicts=True)
 
+    def _linked_bookings_in(self, start, end):
+        return db.session.scalar(db.select(self._linked_bookings(start, end).exists()))
+
+    def _linked_bookings(self, start, end):
+        event_id = event_id_column(self.settings.ires_field)
+        return db.select(Booking.id, event_id.label("event_id")).where(
+            Booking.organisation_id == self.context.organisation_id,
+            Booking.object_id == self.link.object_id,
+            event_id.is_not(None),
+            Booking.start_at < end,
+            Booking.end_at > start,
+        )
+
     def _reconcile(self, start, end):
         """Bookings linked to events in the window that the full round did not return are gone."""
         seen = db.select(SyncSeenEvent.event_id).where(SyncSeenEvent.link_id == self.link_id)
         event_id = event_id_column(self.settings.ires_field)
-        query = (
-            db.select(Booking.id, event_id.label("event_id"))
-            .where(
-                Booking.organisation_id == self.context.organisation_id,
-                Booking.object_id == self.link.object_id,
-                event_id.is_not(None),
-                Booking.start_at < end,
-                Booking.end_at > start,
-                event_id.not_in(seen),
-            )
-            .order_by(Booking.id)
-        )
+        query = self._linked_bookings(start, end).where(event_id.not_in(seen)).order_by(Booking.id)
         missing = db.session.execute(query).all()
         self._commit()
         for offset in range(0, len(missing), RECONCILE_CHUNK):
@@ -310,7 +320,9 @@ class _LinkSync:
 
     def _commit(self):
         self.writes.write()
-        db.session.commit()
+        # A page lost with the database server is applied again: progress (the delta
+        # token) is only stored with the round's last page.
+        commit_without_waiting_for_the_disk()
 
 
 def _graph_time(moment):

@@ -1,10 +1,10 @@
 import json
 
 from flask import current_app, jsonify, request
-from sqlalchemy import text
 
 from app.extensions import db
 from app.metrics import instruments
+from app.quick_commit import commit_without_waiting_for_the_disk
 from app.sqlite_tuning import begin_writing_promptly
 from app.webhook import bp
 from app.webhook.notifications import queue_lifecycle_work, queue_syncs, route_notifications
@@ -45,22 +45,9 @@ def _receive(on_valid, endpoint):
     if endpoint == "change" and outcome.links:
         begin_writing_promptly(db.session)
         queue_syncs(outcome)
-    _commit_without_waiting_for_the_disk()
+    # A lost acknowledged notification costs a sync the polling fallback runs anyway.
+    commit_without_waiting_for_the_disk()
     return jsonify(outcome.as_dict()), 202
-
-
-def _commit_without_waiting_for_the_disk():
-    """Commit without waiting for PostgreSQL to flush its log to disk.
-
-    A flush per notification would make the disk set the pace of acknowledgements.
-    Skipping it risks only the last fraction of a second of notifications, and only if
-    the database server itself crashes (never corruption, and never on a crash of the
-    portal); the polling fallback syncs every room anyway. SQLite runs with the same
-    trade-off (see app/sqlite_tuning.py).
-    """
-    if db.session.get_bind().dialect.name == "postgresql" and db.session().in_transaction():
-        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    db.session.commit()
 
 
 def _refuse(status, reason):
