@@ -20,7 +20,7 @@ subscriptions judge time as Graph would.
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -35,6 +35,7 @@ from app.scheduler.runner import Runner
 from app.subscription_jobs import activate_link, renew_subscriptions
 from app.subscriptions import LIFETIME, RENEW_WITHIN
 from bench import harness
+from tests.clocks import MovedClock
 from tests.live import serving
 
 ROOMS = 500
@@ -53,19 +54,6 @@ RENEWAL_TARGET_REQUESTS = 30
 SETUP_TIMEOUT = 300
 CYCLE_TIMEOUT = 180
 DONE_CHECK_INTERVAL = 0.05
-
-
-class MovedClock:
-    """Real time plus an offset that only grows, so the servers' threads still see time flow."""
-
-    def __init__(self):
-        self.offset = timedelta()
-
-    def now(self):
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, delta):
-        self.offset += delta
 
 
 def run(kind):

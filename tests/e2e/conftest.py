@@ -10,7 +10,6 @@ requests-oauthlib refuses plain http unless OAUTHLIB_INSECURE_TRANSPORT is set, 
 portal runs with it here, as it does in `make demo`.
 """
 
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,6 +17,7 @@ from app import clock as product_clock
 from app import create_app
 from app.extensions import db
 from app.scheduler.runner import Runner
+from tests.clocks import MovedClock
 from tests.conftest import _empty_all_tables, config_for
 from tests.e2e.helpers import CLIENT_ID, DENIED_ROOM, DOMAIN, M365, ORGANIZER, PAGE_SIZE, ROOMS, SECRET, TENANT, USER
 from tests.live import serving
@@ -48,19 +48,6 @@ def m365(stand_in_server):
     stand_in.control(f"tenants/{TENANT}/mailboxes", {"upn": DENIED_ROOM, "kind": "room", "app_only_denied": True})
     yield stand_in
     world.notifier.stop()
-
-
-class MovedClock:
-    """Real time plus an offset that only grows: time keeps flowing for the servers' threads."""
-
-    def __init__(self):
-        self.offset = timedelta()
-
-    def now(self):
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, delta):
-        self.offset += delta
 
 
 @pytest.fixture
