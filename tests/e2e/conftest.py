@@ -97,4 +97,7 @@ def portal(app, m365):
         try:
             yield base_url
         finally:
+            # Deliveries in flight finish against the running portal, so no late notification
+            # queues a job after the tables were emptied for the next test.
+            m365.world.notifier.stop()
             runner.stop(grace_seconds=5)
