@@ -69,7 +69,7 @@ def post_worker_init(worker):
     """The app is loaded in this worker: warm it up, start its scheduler runner unless SCHEDULER_ENABLED is off."""
     global _runner
     from app.scheduler.runner import start_for_server
-    from app.warm_up import warm_up
+    from app.webhook.warm_up import warm_up
 
     app = _flask_app(worker.wsgi)
     # One connection per request thread, and one for the runner's lease and clock.

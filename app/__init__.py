@@ -30,15 +30,13 @@ def create_app(config_class=Config, instance_path=None):
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from app import (
-        models,  # noqa: F401
-        sqlite_tuning,  # noqa: F401  (registers the connect listener)
-    )
+    from app import models  # noqa: F401
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.api.portal import bp as api_tokens_bp
     from app.auth import bp as auth_bp
-    from app.health import bp as health_bp
+    from app.database import sqlite  # noqa: F401  (registers the connect listener)
+    from app.metrics.healthz import bp as health_bp
     from app.oauth import bp as oauth_bp
     from app.orgs import bp as orgs_bp
     from app.webhook import bp as webhook_bp
@@ -59,9 +57,9 @@ def create_app(config_class=Config, instance_path=None):
     alerts.init_app(app)
     metrics_routes.init_app(app)
 
-    from app import cli, errors, formatting
+    from app import cli, error_pages, formatting
 
-    errors.register(app)
+    error_pages.register(app)
     cli.register(app)
     from app.sync.cli import sync_group
 
@@ -74,7 +72,7 @@ def _ensure_generated_settings(app):
     for name, (filename, make_value) in GENERATED_SETTINGS.items():
         if app.config.get(name):
             continue
-        from app.crypto import generate_key
+        from app.database.encryption import generate_key
 
         app.config[name] = _read_or_create(os.path.join(app.instance_path, filename), make_value or generate_key)
 

@@ -5,7 +5,7 @@ from flask.cli import AppGroup, with_appcontext
 from app.extensions import db
 from app.models import Organisation, User
 from app.models.organisation import DEFAULT_TIMEZONE, ROLE_ADMIN, ROLES
-from app.organisations import create_organisation, is_known_timezone
+from app.orgs.provisioning import create_organisation, is_known_timezone
 
 
 @click.command("create-user")

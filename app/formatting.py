@@ -1,7 +1,7 @@
 """Jinja filters that show stored UTC times in the organisation's time zone."""
 
 from app import clock
-from app.timeutil import utc_to_local
+from app.clock import utc_to_local
 
 
 def localtime(value, timezone_name, fmt="%Y-%m-%d %H:%M"):

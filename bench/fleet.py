@@ -32,8 +32,8 @@ from app.models import CalendarLink, Job
 from app.models.job import JOB_FAILED
 from app.scheduler.periodic import STALE_AFTER, poll_stale_links
 from app.scheduler.runner import Runner
-from app.subscription_jobs import activate_link, renew_subscriptions
-from app.subscriptions import LIFETIME, RENEW_WITHIN
+from app.subscriptions.jobs import activate_link, renew_subscriptions
+from app.subscriptions.lifecycle import LIFETIME, RENEW_WITHIN
 from bench import harness
 from tests.clocks import MovedClock
 from tests.live import serving

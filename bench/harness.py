@@ -22,7 +22,7 @@ from app import create_app
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, CalendarLink, Integration
 from app.models.integration import AUTH_APPLICATION, CONNECTION_CONNECTED
-from app.organisations import create_organisation
+from app.orgs.provisioning import create_organisation
 from config import Config, normalise_database_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

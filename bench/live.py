@@ -16,7 +16,7 @@ from app.extensions import db
 from app.jobs import queue
 from app.jobs.handlers import enqueue_link_sync
 from app.models import CalendarLink
-from app.subscription_jobs import SUBSCRIBE_LINK
+from app.subscriptions.jobs import SUBSCRIBE_LINK
 from bench import harness
 
 

@@ -8,7 +8,7 @@ from app import create_app
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, Customer, User
 from app.models.organisation import ROLE_ADMIN, ROLE_SUPPORT
-from app.organisations import create_organisation
+from app.orgs.provisioning import create_organisation
 from config import TestConfig
 from tests.pg import postgres_base_url, temporary_schema
 

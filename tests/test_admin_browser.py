@@ -14,7 +14,7 @@ from app import create_app
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, Integration
 from app.models.organisation import ROLE_ADMIN
-from app.organisations import create_organisation
+from app.orgs.provisioning import create_organisation
 from tests.conftest import PASSWORD, add_user, config_for
 
 CHROMIUM = "/usr/bin/chromium"

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.booking_rules import validate_booking
+from app.bookings.validation import validate_booking
 from app.extensions import db
 from app.models import Booking
 

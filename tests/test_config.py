@@ -5,7 +5,7 @@ import pytest
 
 import config
 from app import create_app
-from app.crypto import SecretUnreadable
+from app.database.encryption import SecretUnreadable
 from app.extensions import db
 from config import Config, normalise_database_url
 
@@ -75,7 +75,7 @@ def test_secrets_are_encrypted_at_rest_and_survive_key_rotation(app):
     from tests.conftest import config_for
 
     with app.app_context():
-        from app.organisations import create_organisation
+        from app.orgs.provisioning import create_organisation
 
         organisation = create_organisation("Crypto")
         db.session.add(Integration(organisation=organisation, name="x", client_secret="very-secret-value"))

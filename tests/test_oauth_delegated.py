@@ -13,13 +13,13 @@ import pytest
 import responses
 from sqlalchemy import text
 
-from app import clock, crypto
+from app import clock
+from app.database import encryption
 from app.extensions import db
-from app.graph import client as graph_client_module
 from app.graph import tokens
 from app.graph.tokens import DelegatedTokenProvider, ReconnectRequired, TokenServiceUnavailable, graph_client_for
-from app.models.job import Job
 from app.models import CalendarLink, Integration, OAuthToken, User
+from app.models.job import Job
 from app.oauth.flow import PENDING_KEY
 from tests.conftest import PASSWORD, config_for
 
@@ -438,7 +438,7 @@ def test_a_token_near_expiry_is_renewed_and_the_refresh_token_rotated(app, world
         assert token.expires_at == NOW + timedelta(seconds=3599)
         raw_access, raw_refresh = db.session.execute(text("SELECT access_token, refresh_token FROM oauth_tokens")).one()
         assert "delegated" not in raw_access + raw_refresh
-        assert crypto.decrypt(raw_refresh) == "delegated-refresh-token-TWO-rotated-5b3c"
+        assert encryption.decrypt(raw_refresh) == "delegated-refresh-token-TWO-rotated-5b3c"
 
 
 def test_concurrent_renewals_ask_microsoft_once(app, world, integration_id, mocked, frozen_clock):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
-from app.booking_service import save_booking
+from app.bookings.service import save_booking
 from app.extensions import db
 from app.graph.errors import GraphThrottled
 from app.jobs import queue

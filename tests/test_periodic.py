@@ -145,7 +145,7 @@ def test_a_poll_and_a_full_sync_for_one_link_coalesce_into_one_full_sync(context
 
 
 def test_every_slot_is_filled_by_its_job():
-    from app import subscription_jobs
+    from app.subscriptions import jobs as subscription_jobs
 
     scheduled = {job.name: job for job in periodic.load_periodic_jobs()}
 

@@ -2,9 +2,9 @@
 
 from sqlalchemy import event, text
 
+from app.database.quick_commit import commit_without_waiting_for_the_disk
 from app.extensions import db
 from app.jobs import queue
-from app.quick_commit import commit_without_waiting_for_the_disk
 
 
 def test_the_writes_are_committed_with_the_log_flush_left_to_the_server(app):

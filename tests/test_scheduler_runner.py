@@ -19,7 +19,7 @@ from app.models.job import JOB_QUEUED, JOB_RUNNING
 from app.scheduler import lease
 from app.scheduler.periodic import PeriodicJob
 from app.scheduler.runner import Runner
-from app.webhook import subscription_routes
+from app.subscriptions import routing
 
 ECHO = "test_echo"
 FAST = {"poll_seconds": 0.05, "tick_seconds": 0.05, "lease_seconds": 2, "grace_seconds": 2}
@@ -303,7 +303,7 @@ def test_a_worker_opens_its_database_connections_before_its_first_request(app, g
     gunicorn_hooks.post_worker_init(SimpleNamespace(wsgi=app))
     with app.app_context():
         assert db.engine.pool.checkedin() == gunicorn_hooks.threads + 1
-    assert subscription_routes.EXTENSION in app.extensions
+    assert routing.EXTENSION in app.extensions
 
 
 def test_a_quick_shutdown_gives_running_jobs_no_grace(app, gunicorn_hooks, clock, echo):

@@ -9,7 +9,6 @@ from sqlalchemy import text
 
 from app import clock
 from app.extensions import db
-from app.graph import client as graph_client_module
 from app.graph import tokens
 from app.graph.tokens import ApplicationTokenProvider, DelegatedTokenProvider, ReconnectRequired
 from app.models import CalendarLink, Integration

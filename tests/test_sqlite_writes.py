@@ -7,10 +7,11 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from app import create_app, sqlite_tuning
+from app import create_app
+from app.database import sqlite
+from app.database.sqlite import begin_writing_promptly
 from app.extensions import db
 from app.jobs import queue
-from app.sqlite_tuning import begin_writing_promptly
 from tests.conftest import config_for
 
 
@@ -55,12 +56,12 @@ def test_a_writer_waits_for_the_lock_then_writes(sqlite_app):
         db.session.commit()
         releaser.join()
         assert queue.state_counts()["due"] == 1
-        assert busy_timeout(app) == sqlite_tuning.BUSY_TIMEOUT_MS
+        assert busy_timeout(app) == sqlite.BUSY_TIMEOUT_MS
 
 
 def test_a_lock_never_released_fails_after_the_busy_timeout_and_writes_nothing(sqlite_app, monkeypatch):
     app, path = sqlite_app
-    monkeypatch.setattr(sqlite_tuning, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 200)
     with app.app_context():
         releaser = hold_write_lock(path, 1.0)
         with pytest.raises(OperationalError, match="locked"):

@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 import responses
 
-from app import subscription_jobs
 from app.extensions import db
 from app.graph import tokens
 from app.models import CalendarLink
 from app.models.job import Job
+from app.subscriptions import jobs as subscription_jobs
 from tests.sync_helpers import GRAPH, graph_client, make_room_link
 
 

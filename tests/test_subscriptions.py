@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 import responses
 
-from app import subscriptions
 from app.extensions import db
 from app.graph.errors import GraphForbidden
 from app.models import CalendarLink
+from app.subscriptions import lifecycle
 from tests.sync_helpers import GRAPH, graph_client, make_room_link
 
 EXTENSION_ERROR = {
@@ -31,7 +31,7 @@ def test_a_subscription_is_created_for_the_rooms_events_with_a_secret_client_sta
     with app.app_context(), responses.RequestsMock() as mock:
         mock.post(f"{GRAPH}/subscriptions", status=201, json=created("sub-1"))
         link = db.session.get(CalendarLink, link_id)
-        subscriptions.subscribe(link, graph_client())
+        lifecycle.subscribe(link, graph_client())
         db.session.commit()
         sent = json.loads(mock.calls[0].request.body)
         assert sent["resource"] == "users/room@contoso.example/events"
@@ -54,9 +54,9 @@ def test_each_subscription_gets_its_own_client_state(app, link_id):
         mock.post(f"{GRAPH}/subscriptions", status=201, json=created("sub-1"))
         mock.delete(f"{GRAPH}/subscriptions/sub-1", status=204)
         link = db.session.get(CalendarLink, link_id)
-        subscriptions.subscribe(link, graph_client())
+        lifecycle.subscribe(link, graph_client())
         first = link.subscription_client_state
-        subscriptions.subscribe(link, graph_client())  # replaces, deleting the old one first
+        lifecycle.subscribe(link, graph_client())  # replaces, deleting the old one first
         assert link.subscription_client_state != first
         assert [c.request.method for c in mock.calls] == ["POST", "DELETE", "POST"]
 
@@ -65,7 +65,7 @@ def test_a_too_long_lifetime_is_retried_shorter(app, link_id, clock):
     with app.app_context(), responses.RequestsMock() as mock:
         mock.post(f"{GRAPH}/subscriptions", status=400, json=EXTENSION_ERROR)
         mock.post(f"{GRAPH}/subscriptions", status=201, json=created("sub-2"))
-        subscriptions.subscribe(db.session.get(CalendarLink, link_id), graph_client())
+        lifecycle.subscribe(db.session.get(CalendarLink, link_id), graph_client())
         second = json.loads(mock.calls[1].request.body)
         assert second["expirationDateTime"] == (clock.now + timedelta(minutes=4200)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
@@ -76,7 +76,7 @@ def test_renewal_patches_the_expiry_and_recreates_a_forgotten_subscription(app, 
         link.subscription_id, link.subscription_client_state = "old", "s"
         mock.patch(f"{GRAPH}/subscriptions/old", status=404, json={"error": {"code": "ResourceNotFound"}})
         mock.post(f"{GRAPH}/subscriptions", status=201, json=created("new"))
-        subscriptions.renew(link, graph_client())
+        lifecycle.renew(link, graph_client())
         assert link.subscription_id == "new"
 
 
@@ -93,13 +93,13 @@ def test_links_due_for_renewal_are_those_within_two_days_of_expiry(app, world, c
         later.subscription_id, later.subscription_expires_at = "s2", clock.now + timedelta(hours=49)
         off.subscription_id, off.subscription_expires_at = "s3", clock.now + timedelta(hours=1)
         db.session.commit()
-        assert [link.mailbox for link in subscriptions.links_due_for_renewal(clock.now)] == ["soon@contoso.example"]
-        assert [link.mailbox for link in subscriptions.links_missing_a_subscription(clock.now)] == [
+        assert [link.mailbox for link in lifecycle.links_due_for_renewal(clock.now)] == ["soon@contoso.example"]
+        assert [link.mailbox for link in lifecycle.links_missing_a_subscription(clock.now)] == [
             "bare@contoso.example"
         ]
         clock.advance(timedelta(hours=50))
         assert "later@contoso.example" in [
-            link.mailbox for link in subscriptions.links_missing_a_subscription(clock.now)
+            link.mailbox for link in lifecycle.links_missing_a_subscription(clock.now)
         ]
 
 
@@ -131,7 +131,7 @@ def test_many_renewals_go_through_batch_twenty_at_a_time(app, world, clock):
 
         with responses.RequestsMock() as mock:
             mock.add_callback(responses.POST, f"{GRAPH}/$batch", callback=answer, content_type="application/json")
-            gone = subscriptions.renew_batch(subscriptions.links_due_for_renewal(clock.now), graph_client())
+            gone = lifecycle.renew_batch(lifecycle.links_due_for_renewal(clock.now), graph_client())
             assert len(mock.calls) == 3  # 45 renewals: 20 + 20 + 5
             assert json.loads(mock.calls[0].request.body)["requests"][0]["method"] == "PATCH"
         assert [link.mailbox for link in gone] == ["room-3@contoso.example"]
@@ -166,7 +166,7 @@ def test_a_tenant_capping_the_lifetime_gets_the_shorter_one_in_batches_too(app, 
 
         with responses.RequestsMock() as mock:
             mock.add_callback(responses.POST, f"{GRAPH}/$batch", callback=answer, content_type="application/json")
-            gone = subscriptions.renew_batch(subscriptions.links_due_for_renewal(clock.now), graph_client())
+            gone = lifecycle.renew_batch(lifecycle.links_due_for_renewal(clock.now), graph_client())
             # 30 renewals refused as too long, then granted shorter: 2 + 2 batches, no single PATCH.
             assert [call.request.url for call in mock.calls] == [f"{GRAPH}/$batch"] * 4
         assert gone == []
@@ -180,7 +180,7 @@ def test_unsubscribe_deletes_in_graph_and_tolerates_an_already_deleted_one(app, 
         link = db.session.get(CalendarLink, link_id)
         link.subscription_id, link.subscription_client_state = "sub-x", "s"
         mock.delete(f"{GRAPH}/subscriptions/sub-x", status=404, json={"error": {"code": "ResourceNotFound"}})
-        subscriptions.unsubscribe(link, graph_client())
+        lifecycle.unsubscribe(link, graph_client())
         assert (link.subscription_id, link.subscription_client_state) == (None, None)
 
 
@@ -188,4 +188,4 @@ def test_a_denied_subscription_raises_for_the_caller_to_record(app, link_id):
     with app.app_context(), responses.RequestsMock() as mock:
         mock.post(f"{GRAPH}/subscriptions", status=403, json={"error": {"code": "ErrorAccessDenied"}})
         with pytest.raises(GraphForbidden):
-            subscriptions.subscribe(db.session.get(CalendarLink, link_id), graph_client())
+            lifecycle.subscribe(db.session.get(CalendarLink, link_id), graph_client())

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.graph.errors import GraphThrottled
 from app.models import Booking, SyncLogEntry
 from app.sync.engine import sync_link
-from tests.sync_helpers import GRAPH, at, bookings_state, delta_url, event, graph_client, make_room_link, page, removed
+from tests.sync_helpers import GRAPH, at, bookings_state, event, graph_client, make_room_link, page, removed
 
 ROOM = "big-room@contoso.example"
 PAGE_SIZE = 100

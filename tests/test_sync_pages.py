@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 import responses
 
+from app.bookings.overlap import Spans
 from app.extensions import db
 from app.models import Booking, SyncLogEntry
 from app.sync.engine import sync_link
-from app.sync.occupancy import Spans
 from tests.sync_helpers import GRAPH, at, bookings_state, delta_url, event, graph_client, make_room_link, page
 
 ROOM = "room-a@contoso.example"

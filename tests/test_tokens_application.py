@@ -12,7 +12,6 @@ import responses
 
 from app import clock
 from app.extensions import db
-from app.graph import client as graph_client_module
 from app.graph import tokens
 from app.graph.tokens import ApplicationTokenProvider, ReconnectRequired, TokenServiceUnavailable, graph_client_for
 from app.models import Integration

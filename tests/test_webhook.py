@@ -11,8 +11,8 @@ from app.extensions import db
 from app.jobs import queue
 from app.models import CalendarLink
 from app.models.job import Job
-from app.warm_up import warm_up
-from app.webhook import subscription_routes
+from app.subscriptions import routing
+from app.webhook.warm_up import warm_up
 from tests.conftest import config_for
 from tests.sync_helpers import make_room_link
 
@@ -206,7 +206,7 @@ class FakeMonotonic:
 def monotonic(app):
     """The webhook's route memory of this app, on a clock the test moves."""
     fake = FakeMonotonic()
-    app.extensions[subscription_routes.EXTENSION] = subscription_routes.SubscriptionRoutes(monotonic=fake)
+    app.extensions[routing.EXTENSION] = routing.SubscriptionRoutes(monotonic=fake)
     return fake
 
 
@@ -281,17 +281,17 @@ def test_a_rolled_back_change_keeps_the_routes(app, client, rooms, link_reads):
 
 
 def test_a_route_read_while_the_link_changed_here_is_read_again(app, client, rooms, monotonic, monkeypatch):
-    read_routes = subscription_routes._read_routes
+    read_routes = routing._read_routes
 
     def read_then_see_a_commit_land(condition):
         found = read_routes(condition)
         # Another thread of this process commits a change to the link meanwhile.
-        subscription_routes.routes().forget_all()
+        routing.routes().forget_all()
         return found
 
-    monkeypatch.setattr(subscription_routes, "_read_routes", read_then_see_a_commit_land)
+    monkeypatch.setattr(routing, "_read_routes", read_then_see_a_commit_land)
     post(client, [notification("sub-a", SECRET_A)])
-    monkeypatch.setattr(subscription_routes, "_read_routes", read_routes)
+    monkeypatch.setattr(routing, "_read_routes", read_routes)
     drop_queued_jobs(app)
     change_link_elsewhere(app, rooms["a"], enabled=False)
     post(client, [notification("sub-a", SECRET_A)])
@@ -303,13 +303,13 @@ def test_a_change_made_by_another_process_is_seen_once_the_route_expires(app, cl
     drop_queued_jobs(app)
     change_link_elsewhere(app, rooms["a"], enabled=False)
 
-    monotonic.now += subscription_routes.ROUTE_SECONDS / 2
+    monotonic.now += routing.ROUTE_SECONDS / 2
     post(client, [notification("sub-a", SECRET_A)])
     # Still remembered as enabled: the sync is queued, and skips the room when it runs.
     assert queued_syncs(app) == [("sync_link", str(rooms["a"]))]
     drop_queued_jobs(app)
 
-    monotonic.now += subscription_routes.ROUTE_SECONDS * (1 + subscription_routes.ROUTE_JITTER)
+    monotonic.now += routing.ROUTE_SECONDS * (1 + routing.ROUTE_JITTER)
     assert post(client, [notification("sub-a", SECRET_A)]).json["accepted"] == 1
     assert queued_syncs(app) == []
 

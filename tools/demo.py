@@ -146,13 +146,13 @@ def _seed_portal(environment):
 def seed_portal(password):
     """The portal's side of the demo: organisation, support account, both integrations (runs in a child)."""
     from app import create_app
-    from app.connection_test import run_connection_test
+    from app.connection.check import run_connection_test
     from app.extensions import db
     from app.models import BookableObject, BookingStatus, CalendarLink, Integration, User
     from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED
     from app.models.organisation import ROLE_SUPPORT
-    from app.organisations import create_organisation
-    from app.subscription_jobs import activate_link
+    from app.orgs.provisioning import create_organisation
+    from app.subscriptions.jobs import activate_link
 
     app = create_app()
     with app.app_context():

@@ -6,11 +6,11 @@ one queues the deletion of its subscription (`deactivate_link`). Graph is never 
 from here.
 """
 
-from app import audit
+from app.auth import audit
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, SyncSeenEvent
 from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER
-from app.subscription_jobs import activate_link, deactivate_link
+from app.subscriptions.jobs import activate_link, deactivate_link
 
 
 def room_taken(integration, upn, *, other_than=None):

@@ -6,10 +6,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from sqlalchemy.exc import IntegrityError
 
-from app.access import in_organisation_or_404, organisation_or_404
-from app.admin import bp, bulk_paste, health, room_changes
+from app.admin import bp, bulk_paste, calendar_health, room_changes
 from app.admin.forms import ROOM_SORTS, BulkPasteForm, RoomEditForm, RoomFilterForm, RoomForm, is_mailbox_address
 from app.admin.plan_flow import preview_or_apply
+from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.extensions import db
 from app.jobs.handlers import enqueue_link_sync
 from app.models import BookableObject, CalendarLink, Integration
@@ -95,8 +95,8 @@ def _render_table(organisation, integration, room_form, status=200):
             sort=sort,
             descending=descending,
             page=page,
-            health_of=health.health_of,
-            calendars=health.calendar_counts([integration.id])[integration.id],
+            health_of=calendar_health.health_of,
+            calendars=calendar_health.calendar_counts([integration.id])[integration.id],
             room_form=room_form,
             missing_in_places=db.session.scalar(
                 db.select(db.func.count())
@@ -110,7 +110,7 @@ def _render_table(organisation, integration, room_form, status=200):
 
 
 def _room_query(integration, filters, sort, descending):
-    state = health.link_health()
+    state = calendar_health.link_health()
     query = (
         db.select(CalendarLink)
         .join(BookableObject, CalendarLink.object_id == BookableObject.id)

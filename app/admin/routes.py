@@ -1,11 +1,12 @@
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 
-from app import audit, clock
-from app.access import in_organisation_or_404, organisation_or_404
-from app.admin import bp, health
+from app import clock
+from app.admin import bp, calendar_health
 from app.admin.forms import IntegrationForm
-from app.connection_test import run_connection_test
+from app.auth import audit
+from app.auth.access import in_organisation_or_404, organisation_or_404
+from app.connection.check import run_connection_test
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, CalendarLink, Integration
 from app.models.calendar_link import MAILBOX_ME
@@ -42,7 +43,7 @@ def integration_list(org_id):
         "admin/integration_list.html",
         organisation=organisation,
         integrations=integrations,
-        calendars=health.calendar_counts([i.id for i in integrations]),
+        calendars=calendar_health.calendar_counts([i.id for i in integrations]),
     )
 
 
@@ -60,12 +61,12 @@ def integration_detail(org_id, integration_id):
         organisation=organisation,
         integration=integration,
         own_calendar=own_calendar,
-        calendars=health.calendar_counts([integration.id])[integration.id],
-        activity=health.booking_activity(integration.id, clock.utcnow()),
-        jobs=health.job_figures(integration.id),
-        failed_jobs=health.failed_jobs(integration.id),
-        heartbeat=health.scheduler_heartbeat(),
-        health_of=health.health_of,
+        calendars=calendar_health.calendar_counts([integration.id])[integration.id],
+        activity=calendar_health.booking_activity(integration.id, clock.utcnow()),
+        jobs=calendar_health.job_figures(integration.id),
+        failed_jobs=calendar_health.failed_jobs(integration.id),
+        heartbeat=calendar_health.scheduler_heartbeat(),
+        health_of=calendar_health.health_of,
         connect_blocker=connect_blocker(integration),
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),

@@ -3,10 +3,10 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from app import audit
-from app.access import in_organisation_or_404, organisation_or_404, support_required
-from app.admin import bp, health
+from app.admin import bp, calendar_health
 from app.admin.forms import SyncLogFilterForm
+from app.auth import audit
+from app.auth.access import in_organisation_or_404, organisation_or_404, support_required
 from app.extensions import db
 from app.jobs import queue
 from app.models import AuditEntry, CalendarLink, Integration, SyncLogEntry
@@ -91,13 +91,13 @@ def _render_audit(organisation, integration):
 def job_retry(org_id, integration_id, job_id):
     """Queue a parked job of one of this integration's calendars again."""
     organisation, integration = _integration(org_id, integration_id)
-    job = health.job_of_integration(integration.id, job_id)
+    job = calendar_health.job_of_integration(integration.id, job_id)
     if job is None:
         abort(404)
     if job.state != JOB_FAILED:
         flash("This job is queued or running already.", "info")
     else:
-        description = f"{health.JOB_KIND_LABELS.get(job.kind, job.kind)} job {job.id} of calendar {job.key}"
+        description = f"{calendar_health.JOB_KIND_LABELS.get(job.kind, job.kind)} job {job.id} of calendar {job.key}"
         if queue.retry(job.id) is None:
             flash("This job is no longer parked: it was retried or finished meanwhile.", "info")
         else:
@@ -118,7 +118,7 @@ def disconnect_confirm(org_id, integration_id):
 @support_required
 def support_overview():
     """Every integration of every organisation, the broken ones first."""
-    rows = health.overview()
+    rows = calendar_health.overview()
     page_number = max(request.args.get("page", 1, type=int) or 1, 1)
     pages = max((len(rows) + OVERVIEW_PER_PAGE - 1) // OVERVIEW_PER_PAGE, 1)
     page_number = min(page_number, pages)

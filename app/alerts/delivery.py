@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import and_, or_, select
 
 from app.alerts.rules import KIND_LABELS
+from app.clock import utc_to_local
 from app.extensions import db
 from app.graph.errors import parse_retry_after
 from app.jobs import queue
@@ -28,7 +29,6 @@ from app.metrics import instruments
 from app.models import Incident, Organisation, User
 from app.models.organisation import ROLE_ADMIN, ROLE_SUPPORT
 from app.public_urls import public_url
-from app.timeutil import utc_to_local
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.access import in_organisation_or_404, organisation_or_404, support_required
 from app.alerts import bp, delivery
 from app.alerts.incidents import acknowledge, history_query
+from app.auth.access import in_organisation_or_404, organisation_or_404, support_required
 from app.extensions import db
 from app.models import Incident
 

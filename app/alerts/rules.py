@@ -13,6 +13,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import or_, select
 
+from app.clock import utc_to_local
 from app.extensions import db
 from app.jobs import queue
 from app.jobs.handlers import SYNC_LINK
@@ -23,7 +24,6 @@ from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NEEDS_RECONN
 from app.models.job import JOB_FAILED
 from app.public_urls import notification_url
 from app.scheduler import lease
-from app.timeutil import utc_to_local
 
 NEEDS_RECONNECT = "needs_reconnect"
 LINK_FAILING = "link_failing"

@@ -3,9 +3,9 @@
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.access import in_organisation_or_404, organisation_or_404
 from app.api.forms import ApiTokenForm
 from app.api.tokens import create_token, revoke_token
+from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.extensions import db
 from app.models import ApiToken
 from app.public_urls import public_url

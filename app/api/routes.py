@@ -24,8 +24,8 @@ from app.api.serialize import (
     parse_status_change,
     status_json,
 )
-from app.booking_rules import OVERLAP
-from app.booking_service import save_booking
+from app.bookings.service import save_booking
+from app.bookings.validation import OVERLAP
 from app.extensions import db
 from app.models import BookableObject, Booking, BookingStatus, Customer
 

@@ -2,10 +2,10 @@
 
 from datetime import UTC, date, datetime, time, timedelta
 
+from app.clock import local_to_utc
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, Customer, Integration
 from app.models.integration import DEFAULT_IRES_FIELD
-from app.timeutil import local_to_utc
 
 # Ids are 32-bit integers in the database; a larger number cannot name a row, and asking
 # PostgreSQL for one would fail instead of finding nothing.

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import clock
-from app.db_types import UTCDateTime
+from app.database.column_types import UTCDateTime
 from app.extensions import db
 from app.jobs import wakeup
 from app.models.job import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, Job

@@ -11,7 +11,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.clock import utcnow
-from app.db_types import UTCDateTime
+from app.database.column_types import UTCDateTime
 from app.extensions import db
 from app.models.organisation import Organisation
 

@@ -2,7 +2,7 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
-from app.db_types import EncryptedText, UTCDateTime
+from app.database.column_types import EncryptedText, UTCDateTime
 from app.extensions import db
 from app.models.booking import BookableObject
 from app.models.integration import Integration

@@ -3,7 +3,7 @@
 from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db_types import UTCDateTime
+from app.database.column_types import UTCDateTime
 from app.extensions import db
 
 SEVERITY_CRITICAL = "critical"

@@ -4,7 +4,7 @@ from sqlalchemy import CheckConstraint, Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.clock import utcnow
-from app.db_types import EncryptedText, UTCDateTime
+from app.database.column_types import EncryptedText, UTCDateTime
 from app.extensions import db
 from app.models.booking import BookableObject, BookingStatus
 from app.models.organisation import Organisation

@@ -2,7 +2,7 @@ from sqlalchemy import JSON, ForeignKey, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clock import utcnow
-from app.db_types import UTCDateTime
+from app.database.column_types import UTCDateTime
 from app.extensions import db
 
 

@@ -1,8 +1,8 @@
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from app import audit
-from app.access import in_organisation_or_404, organisation_or_404
+from app.auth import audit
+from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.models import Integration
 from app.oauth import bp, flow
 from app.public_urls import OAUTH_CALLBACK_PATH

@@ -4,16 +4,15 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
-from app.access import in_organisation_or_404, organisation_or_404, support_required, visible_organisations
-from app.booking_service import save_booking
-from app.clock import utcnow
+from app.auth.access import in_organisation_or_404, organisation_or_404, support_required, visible_organisations
+from app.bookings.service import save_booking
+from app.clock import local_to_utc, utc_to_local, utcnow
 from app.extensions import db
 from app.models import BookableObject, Booking, BookingStatus, Customer, Integration, Organisation, OutboundEvent
-from app.organisations import create_organisation
 from app.orgs import bp
 from app.orgs.forms import BookingFilterForm, BookingForm, OrganisationForm
+from app.orgs.provisioning import create_organisation
 from app.orgs.resources import RESOURCES
-from app.timeutil import local_to_utc, utc_to_local
 
 BOOKINGS_PER_PAGE = 50
 

@@ -21,7 +21,7 @@ from sqlalchemy import case, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.db_types import UTCDateTime
+from app.database.column_types import UTCDateTime
 from app.extensions import db
 from app.models.job import SchedulerLease
 

@@ -36,7 +36,7 @@ SLOTS = {
 }
 
 #: Modules whose import registers periodic jobs; a new feature adds its module here.
-PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscription_jobs", "app.alerts.incidents")
+PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscriptions.jobs", "app.alerts.incidents")
 
 #: A link without a sync for this long is synced by polling, in case notifications were missed.
 STALE_AFTER = timedelta(minutes=30)

@@ -13,6 +13,8 @@ from urllib.parse import quote
 from flask import current_app
 
 from app import clock
+from app.database.bulk import insert_rows
+from app.database.quick_commit import commit_without_waiting_for_the_disk
 from app.extensions import db
 from app.graph import tokens
 from app.graph.errors import GraphError, GraphNotFound, GraphSyncStateExpired
@@ -21,9 +23,7 @@ from app.graph.tokens import TokenError
 from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
-from app.quick_commit import commit_without_waiting_for_the_disk
 from app.sync import decision as rules
-from app.sync.bulk import insert_rows
 from app.sync.lookups import PageLookups, statuses_of
 from app.sync.mapping import EventNotUnderstood, IncomingEvent, parse_event
 from app.sync.queries import event_id_column

@@ -9,11 +9,11 @@ the page did not prepare for is answered as before, one query at a time.
 
 from types import SimpleNamespace
 
-from app.booking_rules import validate_booking
+from app.bookings.overlap import Occupancy
+from app.bookings.validation import validate_booking
 from app.extensions import db
 from app.models import Booking, BookingStatus, Customer
 from app.sync.decision import StoredBooking
-from app.sync.occupancy import Occupancy
 from app.sync.queries import linked_booking_ids
 
 

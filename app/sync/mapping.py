@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time
 from html.parser import HTMLParser
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.timeutil import local_to_utc
+from app.clock import local_to_utc
 
 PRIVATE_REMARK = "Private appointment"
 SERIES_MASTER = "seriesMaster"

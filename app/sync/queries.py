@@ -2,10 +2,10 @@
 
 from sqlalchemy import String, true
 
+from app.database.bulk import json_rows, on_postgresql
 from app.extensions import db
 from app.models import Booking
 from app.models.booking import EXTRA_FIELD_NAME, INDEXED_EXTRA_FIELD, ExtraText
-from app.sync.bulk import json_rows, on_postgresql
 
 
 def event_id_column(ires_field):

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app import clock
+from app.database.bulk import insert_rows
 from app.extensions import db
 from app.models import Booking, SyncLogEntry
 from app.sync import decision as rules
-from app.sync.bulk import insert_rows
 from app.sync.queries import event_id_column
 
 

@@ -2,12 +2,12 @@ import json
 
 from flask import current_app, jsonify, request
 
+from app.database.quick_commit import commit_without_waiting_for_the_disk
+from app.database.sqlite import begin_writing_promptly
 from app.extensions import db
 from app.metrics import instruments
-from app.quick_commit import commit_without_waiting_for_the_disk
-from app.sqlite_tuning import begin_writing_promptly
+from app.subscriptions.notifications import queue_lifecycle_work, queue_syncs, route_notifications
 from app.webhook import bp
-from app.webhook.notifications import queue_lifecycle_work, queue_syncs, route_notifications
 
 
 @bp.route("", methods=["POST"])

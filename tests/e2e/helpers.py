@@ -9,7 +9,7 @@ import requests
 from app.extensions import db
 from app.models import BookableObject, Booking, CalendarLink, Integration
 from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED, CONNECTION_CONNECTED
-from app.subscription_jobs import activate_link
+from app.subscriptions.jobs import activate_link
 from tests.live import eventually
 
 TENANT = "7c1f0e2a-5b3d-4e6f-8a9b-0c1d2e3f4a5b"

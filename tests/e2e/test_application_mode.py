@@ -4,13 +4,13 @@ import re
 import time
 from datetime import timedelta
 
+from app.clock import local_to_utc
 from app.extensions import db
 from app.jobs.handlers import SYNC_LINK, enqueue_link_sync
 from app.models import CalendarLink, Integration, Job, SyncLogEntry
 from app.models.integration import AUTH_APPLICATION, CONNECTION_CONNECTED
 from app.scheduler.periodic import poll_stale_links
-from app.subscription_jobs import activate_link, create_missing_subscriptions, renew_subscriptions
-from app.timeutil import local_to_utc
+from app.subscriptions.jobs import activate_link, create_missing_subscriptions, renew_subscriptions
 from tests.e2e.helpers import (
     DENIED_ROOM,
     ROOMS,

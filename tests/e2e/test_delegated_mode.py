@@ -4,12 +4,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from app.clock import local_to_utc
 from app.extensions import db
 from app.jobs.handlers import enqueue_link_sync
 from app.models import Booking, BookingStatus, CalendarLink, Integration, Job
 from app.models.integration import AUTH_DELEGATED, CONNECTION_CONNECTED, CONNECTION_NEEDS_RECONNECT
 from app.outbound.event_body import EXTENDED_PROPERTY_ID
-from app.timeutil import local_to_utc
 from tests.e2e.helpers import (
     TENANT,
     USER,

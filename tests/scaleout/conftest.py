@@ -14,7 +14,7 @@ from app import create_app
 from app.extensions import db
 from app.models import BookingStatus, Integration
 from app.models.integration import AUTH_APPLICATION, CONNECTION_CONNECTED
-from app.organisations import create_organisation
+from app.orgs.provisioning import create_organisation
 from config import TestConfig
 from tests.conftest import _empty_all_tables, config_for
 from tests.e2e.helpers import CLIENT_ID, DOMAIN, M365, ORGANIZER, SECRET, TENANT

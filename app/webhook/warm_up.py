@@ -11,7 +11,7 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.webhook import subscription_routes
+from app.subscriptions import routing
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def warm_up(app, connections):
     with app.app_context():
         try:
             _open_connections(connections)
-            subscription_routes.routes().preload()
+            routing.routes().preload()
         except SQLAlchemyError as error:
             log.warning("Could not warm up the database connections: %s", error)
         finally:

@@ -6,7 +6,6 @@ happens inside a portal request; the portal queues a job and the job pool does t
 
 import logging
 
-from app import subscriptions
 from app.extensions import db
 from app.graph.client import BatchRequest
 from app.graph.errors import GraphError
@@ -16,6 +15,7 @@ from app.jobs.handlers import enqueue_link_sync, handler
 from app.models import CalendarLink, Integration
 from app.models.integration import CONNECTION_CONNECTED
 from app.scheduler.periodic import periodic
+from app.subscriptions import lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def deactivate_link(link):
         queue.enqueue(
             DELETE_SUBSCRIPTION, link.subscription_id, payload={"integration_id": link.integration_id}
         )
-    subscriptions.forget(link)
+    lifecycle.forget(link)
 
 
 def unsubscribe_all(integration):
@@ -70,22 +70,22 @@ def unsubscribe_all(integration):
     except (GraphError, TokenError) as error:
         log.warning("Subscriptions of integration %s not deleted: %s", integration.id, error)
     for link in links:
-        subscriptions.forget(link)
+        lifecycle.forget(link)
 
 
 @handler(SUBSCRIBE_LINK)
 def run_subscribe(key, payload):
-    _with_active_link(key, subscriptions.subscribe)
+    _with_active_link(key, lifecycle.subscribe)
 
 
 @handler(RECREATE_SUBSCRIPTION)
 def run_recreate(key, payload):
-    _with_active_link(key, subscriptions.subscribe)
+    _with_active_link(key, lifecycle.subscribe)
 
 
 @handler(RENEW_SUBSCRIPTION)
 def run_renew(key, payload):
-    _with_active_link(key, subscriptions.renew)
+    _with_active_link(key, lifecycle.renew)
 
 
 @handler(DELETE_SUBSCRIPTION)
@@ -93,7 +93,7 @@ def run_delete(key, payload):
     integration = db.session.get(Integration, payload.get("integration_id"))
     if integration is None or integration.connection_state != CONNECTION_CONNECTED:
         return  # nothing can authorise the deletion; the subscription expires on its own
-    subscriptions.delete_remote(graph_client_for(integration), key)
+    lifecycle.delete_remote(graph_client_for(integration), key)
 
 
 def _with_active_link(key, action):
@@ -117,14 +117,14 @@ def renew_subscriptions(now):
 
     Returns the number of links renewed or queued for re-creation. Commits.
     """
-    due = subscriptions.links_due_for_renewal(now)
+    due = lifecycle.links_due_for_renewal(now)
     by_integration = {}
     for link in due:
         by_integration.setdefault(link.integration_id, []).append(link)
     for links in by_integration.values():
         integration = links[0].integration
         try:
-            gone = subscriptions.renew_batch(links, graph_client_for(integration))
+            gone = lifecycle.renew_batch(links, graph_client_for(integration))
         except (GraphError, TokenError) as error:
             db.session.rollback()
             log.warning("Renewing subscriptions of integration %s failed: %s", integration.id, error)
@@ -138,7 +138,7 @@ def renew_subscriptions(now):
 @periodic("create_missing_subscriptions")
 def create_missing_subscriptions(now):
     """Queue a subscription for every active link without a live one. Commits."""
-    links = subscriptions.links_missing_a_subscription(now)
+    links = lifecycle.links_missing_a_subscription(now)
     for link in links:
         queue.enqueue(SUBSCRIBE_LINK, str(link.id))
     db.session.commit()

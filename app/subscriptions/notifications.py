@@ -17,8 +17,8 @@ from app.extensions import db
 from app.jobs import queue
 from app.jobs.handlers import SYNC_LINK, enqueue_link_sync
 from app.models import CalendarLink
-from app.subscription_jobs import RECREATE_SUBSCRIPTION, RENEW_SUBSCRIPTION
-from app.webhook import subscription_routes
+from app.subscriptions import routing
+from app.subscriptions.jobs import RECREATE_SUBSCRIPTION, RENEW_SUBSCRIPTION
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Outcome:
     unknown_subscription: int = 0
     wrong_client_state: int = 0
     malformed: int = 0
-    # Links that had at least one notification accepted: `subscription_routes.Route`s by link id.
+    # Links that had at least one notification accepted: `routing.Route`s by link id.
     links: dict = field(default_factory=dict)
 
     @property
@@ -55,13 +55,13 @@ def route_notifications(items, on_valid=None):
     """Accept each item whose subscription and clientState check out; `on_valid(link, item)` if given.
 
     Items are judged one by one: a forged or stale item never spoils the rest of the batch.
-    The links are `subscription_routes.Route`s, not loaded models.
+    The links are `routing.Route`s, not loaded models.
     """
     outcome = Outcome()
     subscription_ids = {
         str(item["subscriptionId"]) for item in items if isinstance(item, dict) and item.get("subscriptionId")
     }
-    links = subscription_routes.routes().lookup(subscription_ids) if subscription_ids else {}
+    links = routing.routes().lookup(subscription_ids) if subscription_ids else {}
     for item in items:
         if not isinstance(item, dict) or not item.get("subscriptionId"):
             outcome.malformed += 1

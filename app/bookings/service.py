@@ -4,7 +4,7 @@ The inbound sync writes bookings directly and never through here, so a change th
 from Outlook is never sent back to it.
 """
 
-from app.booking_rules import validate_booking
+from app.bookings.validation import validate_booking
 from app.extensions import db
 from app.outbound.trigger import booking_changed
 

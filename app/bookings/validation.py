@@ -1,10 +1,11 @@
-"""Booking validation, shared by the portal, the CLI and the sync."""
+"""Checking a booking before it is saved: shared by the portal, the API and the inbound sync."""
 
 from dataclasses import dataclass
 
+from app.bookings.overlap import find_overlap
+from app.clock import utc_to_local
 from app.extensions import db
-from app.models import Booking, BookingStatus, Organisation
-from app.timeutil import utc_to_local
+from app.models import Organisation
 
 OVERLAP = "overlap"
 
@@ -51,27 +52,3 @@ def _period(booking):
     end = utc_to_local(booking.end_at, zone)
     end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
     return f"from {start:%Y-%m-%d %H:%M} to {end.strftime(end_format)}"
-
-
-def find_overlap(booking):
-    status = booking.status or db.session.get(BookingStatus, booking.status_id)
-    if status is not None and not status.blocks_object:
-        return None
-    query = (
-        db.select(Booking)
-        .join(Booking.status)
-        .where(
-            Booking.object_id == booking.object_id,
-            BookingStatus.blocks_object.is_(True),
-            Booking.start_at < booking.end_at,
-            Booking.end_at > booking.start_at,
-        )
-        .order_by(Booking.start_at)
-        .limit(1)
-    )
-    if booking.id is not None:
-        query = query.where(Booking.id != booking.id)
-    # The booking under validation may already sit in the session with invalid values:
-    # flushing it here would write it before the caller decided to keep it.
-    with db.session.no_autoflush:
-        return db.session.scalars(query).first()

@@ -5,7 +5,7 @@ from datetime import UTC
 from sqlalchemy import DateTime, Text
 from sqlalchemy.types import TypeDecorator
 
-from app import crypto
+from app.database import encryption
 
 
 class UTCDateTime(TypeDecorator):
@@ -36,9 +36,9 @@ class EncryptedText(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        return crypto.encrypt(value)
+        return encryption.encrypt(value)
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return crypto.decrypt(value)
+        return encryption.decrypt(value)

@@ -15,7 +15,7 @@ from app.graph.tokens import ReconnectRequired, TokenError, graph_client_for, to
 from app.jobs import queue
 from app.models.calendar_link import MAILBOX_ME, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED
-from app.subscription_jobs import SUBSCRIBE_LINK
+from app.subscriptions.jobs import SUBSCRIBE_LINK
 
 log = logging.getLogger(__name__)
 

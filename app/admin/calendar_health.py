@@ -16,7 +16,7 @@ from app.models.calendar_link import SYNC_ERROR, SYNC_NEVER
 from app.models.integration import CONNECTION_NEEDS_RECONNECT
 from app.models.job import JOB_FAILED, JOB_QUEUED, JOB_RUNNING
 from app.scheduler import lease
-from app.subscription_jobs import RECREATE_SUBSCRIPTION, RENEW_SUBSCRIPTION, SUBSCRIBE_LINK
+from app.subscriptions.jobs import RECREATE_SUBSCRIPTION, RENEW_SUBSCRIPTION, SUBSCRIBE_LINK
 
 HEALTH_OK = "ok"
 HEALTH_ERROR = "error"

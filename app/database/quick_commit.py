@@ -7,7 +7,7 @@ page, so a lost page is read and applied again). With synchronous_commit off for
 transaction, PostgreSQL acknowledges the commit before its log reaches the disk; if the
 database server itself crashes, the last fraction of a second of such commits may be
 lost, never corrupted or reordered, and a crash of the portal loses nothing. On SQLite
-every commit already works this way (WAL with synchronous=NORMAL, app/sqlite_tuning.py).
+every commit already works this way (WAL with synchronous=NORMAL, app/database/sqlite.py).
 """
 
 from sqlalchemy import text

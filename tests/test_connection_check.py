@@ -7,8 +7,6 @@ import pytest
 import responses
 
 from app.extensions import db
-from app.graph import client as graph_client_module
-from app.graph import tokens
 from app.graph.paths import mailbox_path
 from app.models import BookableObject, CalendarLink, Integration, SyncLogEntry
 

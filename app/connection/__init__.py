@@ -1,0 +1,1 @@
+"""Test connection: can an application integration get a token and read each room's calendar?"""
