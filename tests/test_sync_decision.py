@@ -6,8 +6,18 @@ from datetime import UTC, datetime
 import pytest
 
 from app.models.booking import CHANNEL_BACKOFFICE, CHANNEL_OUTLOOK
-from app.sync import decision as rules
-from app.sync.decision import LinkContext, Settings, StoredBooking, decide
+from app.sync.decision import (
+    CANCEL,
+    CREATE,
+    REFUSE,
+    SKIP,
+    UPDATE,
+    VERIFY_REMOVAL,
+    LinkContext,
+    Settings,
+    StoredBooking,
+    decide,
+)
 from app.sync.mapping import IncomingEvent
 
 OPTION, CONFIRMED, CANCELLED, INVOICED, WITH_CUSTOMER = 1, 2, 3, 4, 5
@@ -70,7 +80,7 @@ def stored(**overrides):
 
 def test_a_new_event_creates_a_booking_on_the_links_object():
     result = decide(incoming(), LINK, SETTINGS, FakeLookups())
-    assert result.action == rules.CREATE
+    assert result.action == CREATE
     assert result.changes == {
         "object_id": 20,
         "status_id": OPTION,
@@ -86,25 +96,25 @@ def test_a_new_event_creates_a_booking_on_the_links_object():
 def test_the_stored_event_id_matches_first():
     lookups = FakeLookups([stored(), stored(id=8, event_id=None)])
     result = decide(incoming(end_at=ELEVEN, booking_id_in_subject=8), LINK, SETTINGS, lookups)
-    assert (result.action, result.booking_id) == (rules.UPDATE, 7)
+    assert (result.action, result.booking_id) == (UPDATE, 7)
 
 
 def test_the_subject_suffix_matches_an_unlinked_booking_and_links_it():
     lookups = FakeLookups([stored(id=8, event_id=None)])
     result = decide(incoming(booking_id_in_subject=8), LINK, SETTINGS, lookups)
-    assert (result.action, result.booking_id, result.link_event) == (rules.UPDATE, 8, True)
+    assert (result.action, result.booking_id, result.link_event) == (UPDATE, 8, True)
     assert "booking id in the subject" in result.reason
 
 
 def test_the_subject_suffix_never_steals_a_booking_linked_to_another_event():
     lookups = FakeLookups([stored(id=8, event_id="ev-other")])
     result = decide(incoming(booking_id_in_subject=8), LINK, SETTINGS, lookups)
-    assert result.action == rules.CREATE
+    assert result.action == CREATE
 
 
 def test_a_suffix_naming_no_booking_of_the_organisation_creates_a_new_one():
     result = decide(incoming(booking_id_in_subject=999), LINK, SETTINGS, FakeLookups())
-    assert result.action == rules.CREATE
+    assert result.action == CREATE
 
 
 # Removal and cancellation
@@ -112,25 +122,25 @@ def test_a_suffix_naming_no_booking_of_the_organisation_creates_a_new_one():
 
 def test_a_removal_is_verified_before_anything_is_cancelled():
     result = decide(incoming(removed=True), LINK, SETTINGS, FakeLookups([stored()]))
-    assert (result.action, result.booking_id) == (rules.VERIFY_REMOVAL, 7)
+    assert (result.action, result.booking_id) == (VERIFY_REMOVAL, 7)
 
 
 def test_a_confirmed_removal_cancels_and_unlinks():
     result = decide(incoming(removed=True), LINK, SETTINGS, FakeLookups([stored()]), removal_confirmed=True)
-    assert result.action == rules.CANCEL
+    assert result.action == CANCEL
     assert result.changes == {"status_id": CANCELLED}
     assert result.unlink_event
 
 
 def test_a_cancelled_event_cancels_without_a_lookup():
     result = decide(incoming(cancelled=True), LINK, SETTINGS, FakeLookups([stored()]))
-    assert (result.action, result.unlink_event) == (rules.CANCEL, True)
+    assert (result.action, result.unlink_event) == (CANCEL, True)
 
 
 def test_a_lock_status_keeps_the_booking_and_says_why():
     lookups = FakeLookups([stored(status_id=INVOICED, status_name="Invoiced")])
     result = decide(incoming(cancelled=True), LINK, SETTINGS, lookups)
-    assert result.action == rules.SKIP
+    assert result.action == SKIP
     assert "Invoiced is a lock status" in result.reason
     assert not result.changes and not result.unlink_event
 
@@ -138,13 +148,13 @@ def test_a_lock_status_keeps_the_booking_and_says_why():
 @pytest.mark.parametrize("flags", [{"removed": True}, {"cancelled": True}])
 def test_removals_of_unknown_events_are_ignored(flags):
     result = decide(incoming(**flags), LINK, SETTINGS, FakeLookups(), removal_confirmed=True)
-    assert result.action == rules.SKIP
+    assert result.action == SKIP
 
 
 def test_without_a_cancel_status_nothing_is_cancelled():
     settings = replace(SETTINGS, cancel_status_id=None)
     result = decide(incoming(cancelled=True), LINK, settings, FakeLookups([stored()]))
-    assert result.action == rules.REFUSE and "No cancel status" in result.reason
+    assert result.action == REFUSE and "No cancel status" in result.reason
 
 
 # Updates
@@ -153,32 +163,32 @@ def test_without_a_cancel_status_nothing_is_cancelled():
 def test_a_time_change_updates_the_booking():
     lookups = FakeLookups([stored()])
     result = decide(incoming(start_at=TEN, end_at=ELEVEN), LINK, SETTINGS, lookups)
-    assert result.action == rules.UPDATE
+    assert result.action == UPDATE
     assert result.changes == {"start_at": TEN, "end_at": ELEVEN}
     assert lookups.validated[0]["booking_id"] == 7
 
 
 def test_an_unchanged_event_is_skipped():
-    assert decide(incoming(), LINK, SETTINGS, FakeLookups([stored()])).action == rules.SKIP
+    assert decide(incoming(), LINK, SETTINGS, FakeLookups([stored()])).action == SKIP
 
 
 def test_updates_switched_off_leave_backoffice_bookings_alone():
     settings = replace(SETTINGS, allow_booking_update=False)
     result = decide(incoming(end_at=ELEVEN), LINK, settings, FakeLookups([stored()]))
-    assert result.action == rules.SKIP and "switched off" in result.reason
+    assert result.action == SKIP and "switched off" in result.reason
 
 
 def test_updates_switched_off_still_link_a_booking_matched_by_subject():
     settings = replace(SETTINGS, allow_booking_update=False)
     lookups = FakeLookups([stored(event_id=None)])
     result = decide(incoming(end_at=ELEVEN, booking_id_in_subject=7), LINK, settings, lookups)
-    assert (result.action, result.link_event, result.changes) == (rules.UPDATE, True, {})
+    assert (result.action, result.link_event, result.changes) == (UPDATE, True, {})
 
 
 def test_an_update_failing_validation_is_refused_but_the_link_is_kept():
     lookups = FakeLookups([stored(event_id=None)], errors=["Overlaps booking 3."])
     result = decide(incoming(end_at=ELEVEN, booking_id_in_subject=7), LINK, SETTINGS, lookups)
-    assert result.action == rules.REFUSE
+    assert result.action == REFUSE
     assert "Overlaps booking 3." in result.reason
     assert result.link_event
 
@@ -187,20 +197,20 @@ def test_ignore_validation_errors_applies_the_update_and_notes_why():
     settings = replace(SETTINGS, ignore_validation_errors=True)
     lookups = FakeLookups([stored()], errors=["Overlaps booking 3."])
     result = decide(incoming(end_at=ELEVEN), LINK, settings, lookups)
-    assert result.action == rules.UPDATE and "despite" in result.reason
+    assert result.action == UPDATE and "despite" in result.reason
 
 
 def test_outlook_bookings_always_follow_outlook():
     settings = replace(SETTINGS, allow_booking_update=False)
     lookups = FakeLookups([stored(channel=CHANNEL_OUTLOOK)], errors=["Overlaps booking 3."])
     result = decide(incoming(end_at=ELEVEN, remark="Planning moved"), LINK, settings, lookups)
-    assert result.action == rules.UPDATE
+    assert result.action == UPDATE
     assert result.changes == {"start_at": NINE, "end_at": ELEVEN, "remark": "Planning moved"}
 
 
 def test_the_remark_of_a_backoffice_booking_is_not_overwritten():
     result = decide(incoming(remark="Renamed in Outlook"), LINK, SETTINGS, FakeLookups([stored()]))
-    assert result.action == rules.SKIP
+    assert result.action == SKIP
 
 
 # New bookings
@@ -221,25 +231,25 @@ def test_a_known_organiser_without_customer_status_keeps_the_new_status():
 
 def test_a_create_failing_validation_is_refused():
     result = decide(incoming(), LINK, SETTINGS, FakeLookups(errors=["Overlaps booking 3."]))
-    assert result.action == rules.REFUSE and "Overlaps booking 3." in result.reason
+    assert result.action == REFUSE and "Overlaps booking 3." in result.reason
 
 
 def test_a_create_failing_validation_is_booked_when_errors_are_ignored():
     settings = replace(SETTINGS, ignore_validation_errors=True)
     result = decide(incoming(), LINK, settings, FakeLookups(errors=["Overlaps booking 3."]))
-    assert result.action == rules.CREATE
+    assert result.action == CREATE
 
 
 def test_without_a_status_for_new_bookings_nothing_is_created():
     settings = replace(SETTINGS, new_booking_status_id=None)
-    assert decide(incoming(), LINK, settings, FakeLookups()).action == rules.REFUSE
+    assert decide(incoming(), LINK, settings, FakeLookups()).action == REFUSE
 
 
 def test_series_masters_are_not_bookings():
-    assert decide(incoming(series_master=True), LINK, SETTINGS, FakeLookups()).action == rules.SKIP
+    assert decide(incoming(series_master=True), LINK, SETTINGS, FakeLookups()).action == SKIP
 
 
 def test_a_zero_length_appointment_is_refused_even_when_errors_are_ignored():
     settings = replace(SETTINGS, ignore_validation_errors=True)
     result = decide(incoming(end_at=NINE), LINK, settings, FakeLookups())
-    assert result.action == rules.REFUSE
+    assert result.action == REFUSE

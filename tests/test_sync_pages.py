@@ -2,13 +2,20 @@
 read from the database once and written at its end."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 import responses
+from sqlalchemy import event as sql_event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.bookings.overlap import Spans
 from app.extensions import db
 from app.models import Booking, SyncLogEntry
+from app.models.booking import CHANNEL_BACKOFFICE
+from app.sync import decision as decision_module
+from app.sync import engine as engine_module
 from app.sync.engine import sync_link
 from tests.sync_helpers import GRAPH, at, bookings_state, delta_url, event, graph_client, make_room_link, page
 
@@ -120,6 +127,96 @@ def test_a_custom_booking_field_keeps_the_link_and_a_replay_changes_nothing(app,
     with app.app_context():
         assert bookings_state("ext_ref") == before
         assert [row[6] for row in before] == ["ev-custom", "ev-more"]
+
+
+@pytest.fixture
+def writes_during_decide(monkeypatch):
+    """Watches every call of `decide`: what it was asked, and any flush or non-read statement while it ran."""
+    watched = SimpleNamespace(events=[], writes=[])
+    decide = decision_module.decide
+
+    def note_flush(session, flush_context, instances):
+        if session.new or session.dirty or session.deleted:
+            watched.writes.append("flush of pending ORM changes")
+
+    def note_statement(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith("SELECT"):
+            watched.writes.append(statement.split(None, 3)[:3])
+
+    def watched_decide(event, *args, **kwargs):
+        watched.events.append(event.id)
+        sql_event.listen(Session, "before_flush", note_flush)
+        sql_event.listen(Engine, "before_cursor_execute", note_statement)
+        try:
+            return decide(event, *args, **kwargs)
+        finally:
+            sql_event.remove(Engine, "before_cursor_execute", note_statement)
+            sql_event.remove(Session, "before_flush", note_flush)
+
+    monkeypatch.setattr(decision_module, "decide", watched_decide)
+    if hasattr(engine_module, "decide"):
+        monkeypatch.setattr(engine_module, "decide", watched_decide)
+    return watched
+
+
+def test_deciding_a_page_never_writes_although_the_page_depends_on_itself(app, world, room, writes_during_decide):
+    """The cases where a decision needs what earlier decisions of its page did: the engine
+    writes those between decisions, and nothing the decision calls writes at all."""
+    with app.app_context():
+        backoffice = Booking(
+            organisation_id=world.a.org,
+            object_id=world.a.object,
+            status_id=world.a.statuses["Confirmed"],
+            start_at=at(7, 16),
+            end_at=at(7, 17),
+            remark="Board",
+            channel=CHANNEL_BACKOFFICE,
+        )
+        db.session.add(backoffice)
+        db.session.commit()
+        backoffice_id = backoffice.id
+    sync_one_page(app, room, [event("ev-existing", at(7, 9), at(7, 10), subject="Existing")])
+    writes_during_decide.events.clear()
+
+    summary = sync_one_page(
+        app,
+        room,
+        [
+            event("ev-new", at(7, 11), at(7, 12), subject="New"),
+            event("ev-clash", at(7, 11, 30), at(7, 12, 30), subject="Clash"),
+            event("ev-new", at(7, 13), at(7, 14), subject="New"),
+            event("ev-existing", at(7, 13, 30), at(7, 14, 30), subject="Existing"),
+            event("ev-board", at(7, 16), at(7, 17), subject=f"Board [{backoffice_id}]"),
+            event("ev-unknown-id", at(7, 18), at(7, 19), subject="Someone else's [987654]"),
+        ],
+        url=DELTA1,
+        delta_link=DELTA2,
+    )
+
+    assert set(writes_during_decide.events) == {
+        "ev-new",
+        "ev-clash",
+        "ev-new",
+        "ev-existing",
+        "ev-board",
+        "ev-unknown-id",
+    }
+    assert writes_during_decide.writes == []
+    assert (summary.created, summary.refused, summary.updated) == (2, 1, 3)
+    new = booking_of(app, "ev-new")
+    [(_, clash_reason, _)] = log_of(app, "ev-clash")
+    assert clash_reason.startswith(f"Not booked: Overlaps booking {new} (Option) on Room A from 2026-12-07 12:00 to 13:00.")
+    assert log_of(app, "ev-new")[1:] == [("update", "Outlook changed the time.", new)]
+    [(action, moved_reason, _)] = log_of(app, "ev-existing")[1:]
+    assert action == "update" and f"Applied despite: Overlaps booking {new}" in moved_reason
+    assert booking_of(app, "ev-board") == backoffice_id
+    with app.app_context():
+        assert [(row[2], row[6]) for row in bookings_state()] == [
+            (at(7, 13), "ev-new"),
+            (at(7, 13, 30), "ev-existing"),
+            (at(7, 16), "ev-board"),
+            (at(7, 18), "ev-unknown-id"),
+        ]
 
 
 def test_spans_overlap_only_when_they_share_time():

@@ -2,7 +2,8 @@
 
 `decide` reads an `IncomingEvent`, the link and the integration's settings, and asks
 `lookups` for the little it must know about stored bookings and customers. It returns a
-`Decision` and changes nothing; `engine.apply_decision` carries it out.
+`Decision` and changes nothing; the sync engine hands the decision to
+`writes.SyncWrites.apply`, which carries it out.
 """
 
 from dataclasses import dataclass, field
@@ -104,7 +105,8 @@ def decide(event, link, settings, lookups, *, removal_confirmed=False):
             return Decision(SKIP, event.id, f"{what} of an appointment that has no booking.")
         if event.removed and not removal_confirmed:
             return Decision(VERIFY_REMOVAL, event.id, "Graph reported the event removed.", booking.id)
-        why = "The appointment was deleted in Outlook." if event.removed else "The appointment was cancelled in Outlook."
+        how = "deleted" if event.removed else "cancelled"
+        why = f"The appointment was {how} in Outlook."
         return _cancel(event, booking, settings, why)
     if event.end_at <= event.start_at:
         return Decision(
@@ -211,6 +213,7 @@ def _update(event, link, booking, settings, lookups, matched_by_subject):
             reason += " Applied despite: " + " ".join(errors)
     if not changes:
         if link_needed:
-            return Decision(UPDATE, event.id, "Linked; nothing else changed." + linked_note, booking.id, link_event=True)
+            reason = "Linked; nothing else changed." + linked_note
+            return Decision(UPDATE, event.id, reason, booking.id, link_event=True)
         return Decision(SKIP, event.id, "Unchanged.", booking.id)
     return Decision(UPDATE, event.id, reason + linked_note, booking.id, changes=changes, link_event=link_needed)

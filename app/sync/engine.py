@@ -23,8 +23,19 @@ from app.graph.tokens import TokenError
 from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
-from app.sync import decision as rules
-from app.sync.lookups import PageLookups, statuses_of
+from app.sync.decision import (
+    CANCEL,
+    CREATE,
+    REFUSE,
+    SKIP,
+    UPDATE,
+    VERIFY_REMOVAL,
+    Decision,
+    LinkContext,
+    Settings,
+    decide,
+)
+from app.sync.lookups import PageLookups, PageNotWritten, statuses_of
 from app.sync.mapping import EventNotUnderstood, IncomingEvent, parse_event
 from app.sync.queries import event_id_column
 from app.sync.writes import SyncWrites
@@ -52,11 +63,11 @@ class SyncSummary:
 
     def count(self, action):
         name = {
-            rules.CREATE: "created",
-            rules.UPDATE: "updated",
-            rules.CANCEL: "cancelled",
-            rules.SKIP: "skipped",
-            rules.REFUSE: "refused",
+            CREATE: "created",
+            UPDATE: "updated",
+            CANCEL: "cancelled",
+            SKIP: "skipped",
+            REFUSE: "refused",
         }[action]
         setattr(self, name, getattr(self, name) + 1)
 
@@ -127,8 +138,8 @@ class _LinkSync:
         self.integration = link.integration
         # Read once: every commit expires the ORM objects, and reloading them per page costs queries.
         self.link_id, self.integration_id = link.id, link.integration_id
-        self.settings = rules.Settings.of(self.integration)
-        self.context = rules.LinkContext(self.integration.organisation_id, link.object_id)
+        self.settings = Settings.of(self.integration)
+        self.context = LinkContext(self.integration.organisation_id, link.object_id)
         self.timezone = self.integration.organisation.timezone
         self.statuses = statuses_of(self.context.organisation_id)
         self.client = client
@@ -218,9 +229,7 @@ class _LinkSync:
             self._remember_seen([event.id for event in parsed if not event.removed])
 
     def _apply_events(self, events):
-        lookups = PageLookups(
-            self.context.organisation_id, self.settings.ires_field, events, self.statuses, self.writes.write
-        )
+        lookups = PageLookups(self.context.organisation_id, self.settings.ires_field, events, self.statuses)
         # Graph calls happen before the first write of the batch: no transaction is held
         # open while Graph answers, so a token renewal never waits on our own lock.
         current = self._current_state_of_removed(events, lookups)
@@ -262,8 +271,8 @@ class _LinkSync:
         return current
 
     def _handle(self, event, lookups, current):
-        decision = rules.decide(event, self.context, self.settings, lookups)
-        if decision.action == rules.VERIFY_REMOVAL:
+        decision = self._decide(event, lookups)
+        if decision.action == VERIFY_REMOVAL:
             decision = self._decide_removal(event, lookups, current.get(event.id))
         booking = self.writes.apply(decision)
         if booking is not None:
@@ -273,16 +282,29 @@ class _LinkSync:
         self.summary.count(decision.action)
         self._log(decision.action, decision.reason, event_id=event.id, booking=booking, booking_id=decision.booking_id)
 
+    def _decide(self, event, lookups, **options):
+        """Decide from what the page has read and remembered; the decision itself never writes.
+
+        A decision may need the database to show what earlier events of the same page did
+        (a clash with a booking created a moment ago is reported with its id). Then those
+        decisions are written first, and the event is decided again against them.
+        """
+        try:
+            return decide(event, self.context, self.settings, lookups, **options)
+        except PageNotWritten:
+            lookups.written(self.writes.write())
+            return decide(event, self.context, self.settings, lookups, **options)
+
     def _decide_removal(self, event, lookups, still_there):
         if still_there is None:
-            return rules.decide(event, self.context, self.settings, lookups, removal_confirmed=True)
+            return self._decide(event, lookups, removal_confirmed=True)
         try:
             moved = parse_event(still_there, self.timezone)
         except EventNotUnderstood as problem:
-            return rules.Decision(
-                rules.SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}."
+            return Decision(
+                SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}."
             )
-        return rules.decide(moved, self.context, self.settings, lookups)
+        return self._decide(moved, lookups)
 
     def _remember_seen(self, event_ids):
         if not event_ids:

@@ -1,10 +1,12 @@
-"""Database answers for the decision rules, loaded one delta page at a time.
+"""Database answers for the decision rules, read one delta page at a time; nothing here writes.
 
 Everything a page's decisions ask is read up front in a few queries: bookings by event
 id and by the booking id in the subject, customers by organiser address, and the taken
 times of the link's object. Bookings created or changed earlier in the same page are
 remembered, because Graph may return the same event twice in one response. A question
-the page did not prepare for is answered as before, one query at a time.
+the page did not prepare for is answered by a query of its own; when that answer
+depends on decisions of the page not yet written, the lookup raises `PageNotWritten`
+instead, and the engine writes them and decides again.
 """
 
 from types import SimpleNamespace
@@ -30,12 +32,16 @@ def statuses_of(organisation_id):
     }
 
 
-class PageLookups:
-    """`write` puts the page's decisions so far into the database and returns the bookings it created."""
+class PageNotWritten(Exception):
+    """A lookup needs the database to hold this page's decisions so far, and it does not yet."""
 
-    def __init__(self, organisation_id, ires_field, events, statuses, write):
+
+class PageLookups:
+    """The lookups of `decision.Lookups` for one page, kept current by `remember` and `written`."""
+
+    def __init__(self, organisation_id, ires_field, events, statuses):
         self.organisation_id = organisation_id
-        self._write = write
+        self._unwritten = False
         self.ires_field = ires_field
         self.statuses = statuses
         self.occupancy = None
@@ -68,18 +74,25 @@ class PageLookups:
         """Load what the overlap checks of these (start, end) spans on the object will meet."""
         self.occupancy = Occupancy(object_id, spans, self.statuses)
 
-    def _settle(self):
-        for booking in self._write():
-            if self.occupancy is not None:
+    def written(self, created):
+        """The engine wrote the page's decisions so far; `created` are the new bookings, now with ids."""
+        self._unwritten = False
+        if self.occupancy is not None:
+            for booking in created:
                 self.occupancy.note(booking)  # known by its id from now on
 
     def remember(self, booking):
-        """Index a booking that this page just created or changed."""
+        """Index a booking that this page just created or changed (in memory, not yet written)."""
+        self._unwritten = True
         event_id = linked_event_id(booking, self.ires_field)
         if event_id:
             self._by_event[event_id] = booking
         if self.occupancy is not None:
             self.occupancy.note(booking)
+
+    def _database_must_be_current(self):
+        if self._unwritten:
+            raise PageNotWritten
 
     def forget(self, event_id):
         self._by_event.pop(event_id, None)
@@ -92,20 +105,23 @@ class PageLookups:
         booking = self._by_id.get(booking_id)
         if booking is None:
             # It may have been created earlier in this page.
-            self._settle()
-            booking = db.session.get(Booking, booking_id)
+            self._database_must_be_current()
+            with db.session.no_autoflush:
+                booking = db.session.get(Booking, booking_id)
         if booking is None or booking.organisation_id != self.organisation_id:
             return None
         return self.stored(booking)
 
     def customer_for_email(self, email):
         if email not in self._customers:
-            self._customers[email] = db.session.scalar(
-                db.select(Customer.id)
-                .where(Customer.organisation_id == self.organisation_id, Customer.email == email.lower())
-                .order_by(Customer.id)
-                .limit(1)
-            )
+            # Customers are never changed by a sync: what the page has not written cannot matter.
+            with db.session.no_autoflush:
+                self._customers[email] = db.session.scalar(
+                    db.select(Customer.id)
+                    .where(Customer.organisation_id == self.organisation_id, Customer.email == email.lower())
+                    .order_by(Customer.id)
+                    .limit(1)
+                )
         return self._customers[email]
 
     def validation_errors(self, *, booking_id, object_id, status_id, start_at, end_at):
@@ -114,11 +130,12 @@ class PageLookups:
             return []
         # A clash, or a span the page did not prepare: the portal's own check decides,
         # on the database as this page's decisions so far have left it.
-        self._settle()
+        self._database_must_be_current()
         candidate = SimpleNamespace(
             id=booking_id, object_id=object_id, status_id=status_id, status=status, start_at=start_at, end_at=end_at
         )
-        return [error.message for error in validate_booking(candidate)]
+        with db.session.no_autoflush:
+            return [error.message for error in validate_booking(candidate)]
 
     def _surely_valid(self, booking_id, object_id, status, start_at, end_at):
         if start_at is None or end_at is None or end_at <= start_at:
@@ -133,7 +150,7 @@ class PageLookups:
     def stored(self, booking):
         if booking.id is None:
             # Created earlier in this page and not written yet: the rules need its id.
-            self._settle()
+            raise PageNotWritten
         return StoredBooking(
             id=booking.id,
             status_id=booking.status_id,

@@ -14,7 +14,7 @@ from app import clock
 from app.database.bulk import insert_rows
 from app.extensions import db
 from app.models import Booking, SyncLogEntry
-from app.sync import decision as rules
+from app.sync.decision import CREATE, REFUSE, SKIP
 from app.sync.queries import event_id_column
 
 
@@ -45,13 +45,13 @@ class SyncWrites:
 
     def apply(self, decision):
         """Carry out one decision; return the booking it created or changed."""
-        if decision.action == rules.CREATE:
+        if decision.action == CREATE:
             booking = NewBooking(
                 organisation_id=self.organisation_id, extra={self.ires_field: decision.event_id}, **decision.changes
             )
             self._bookings.append(booking)
             return booking
-        if decision.booking_id is None or decision.action == rules.SKIP and not decision.link_event:
+        if decision.booking_id is None or decision.action == SKIP and not decision.link_event:
             return None
         booking = db.session.get(Booking, decision.booking_id)
         for name, value in decision.changes.items():
@@ -70,7 +70,7 @@ class SyncWrites:
                 "event_id": event_id,
                 "action": action,
                 "reason": reason,
-                "is_error": is_error or action == rules.REFUSE,
+                "is_error": is_error or action == REFUSE,
             }
         )
 
