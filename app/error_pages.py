@@ -15,7 +15,9 @@ def register(app):
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
-        return render_template("errors/400.html", reason="The form expired. Go back, reload the page and try again."), 400
+        return render_template(
+            "errors/400.html", reason="The form expired. Go back, reload the page and try again."
+        ), 400
 
     @app.errorhandler(500)
     def server_error(error):

@@ -190,9 +190,7 @@ def _polling_cycle(kind, app, stand_in, moved, workers, targeted):
 def _cycle_done(app, cycle_start):
     if _jobs_left(app, SYNC_LINK):
         return False
-    synced = _count(
-        app, select(func.count()).select_from(CalendarLink).where(CalendarLink.last_sync_at >= cycle_start)
-    )
+    synced = _count(app, select(func.count()).select_from(CalendarLink).where(CalendarLink.last_sync_at >= cycle_start))
     if synced != ROOMS:
         raise RuntimeError(f"the polling cycle ended with {synced} of {ROOMS} rooms synced")
     return True

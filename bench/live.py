@@ -171,9 +171,7 @@ def live_fleet(kind, rooms, *, prepare=None, notification_delay=None, runner_pro
         environment = {"PROMETHEUS_MULTIPROC_DIR": os.path.join(workdir, "metrics"), **environment}
         web_environment = {**environment, "SCHEDULER_ENABLED": "false"} if runner_process else environment
         portal = GunicornPortal(settings, os.path.join(workdir, "gunicorn.log"), **web_environment)
-        runner = RunnerProcess(
-            settings, os.path.join(workdir, "runner.log"), PUBLIC_BASE_URL=portal.url, **environment
-        )
+        runner = RunnerProcess(settings, os.path.join(workdir, "runner.log"), PUBLIC_BASE_URL=portal.url, **environment)
         try:
             portal.start()
             if runner_process:

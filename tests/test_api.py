@@ -412,9 +412,7 @@ def test_an_inactive_object_takes_no_new_bookings(app, api, world):
 
 def test_malformed_bodies_answer_400_and_other_content_types_415(app, api, world):
     for raw in ("{not json", "", "[1, 2]", '"text"', "[" * 100000):
-        response = api.client.post(
-            "/api/v1/bookings", data=raw, content_type="application/json", headers=api.headers
-        )
+        response = api.client.post("/api/v1/bookings", data=raw, content_type="application/json", headers=api.headers)
         assert response.status_code == 400, raw[:20]
         assert response.get_json()["fields"] == {}
     form = api.client.post("/api/v1/bookings", data=booking_body(world), headers=api.headers)

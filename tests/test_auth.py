@@ -33,7 +33,7 @@ def test_wrong_password_is_refused_next_to_the_field(client, world):
     response = client.post("/login", data={"email": world.a.admin, "password": "not it"})
     assert response.status_code == 200
     assert "Unknown e-mail address or wrong password." in response.get_data(as_text=True)
-    assert client.get("/orgs/%d" % world.a.org).status_code == 302  # still signed out
+    assert client.get(f"/orgs/{world.a.org}").status_code == 302  # still signed out
 
 
 def test_sign_in_and_out(client, world):

@@ -181,7 +181,9 @@ def test_connecting_through_the_test_subscribes_rooms_added_before(app, login, w
         early = db.session.scalar(db.select(CalendarLink.id).where(CalendarLink.mailbox == "early@alpha.example"))
     mocked.add(responses.POST, TOKEN_URL, json=APP_TOKEN)
     mocked.add_callback(
-        responses.POST, BATCH_URL, callback=batch_answering(lambda mailbox: (200, {"id": "c"}), []),
+        responses.POST,
+        BATCH_URL,
+        callback=batch_answering(lambda mailbox: (200, {"id": "c"}), []),
         content_type="application/json",
     )
     login(world.a.admin).post(f"/orgs/{world.a.org}/integrations/{integration_id}/test")

@@ -26,8 +26,10 @@ EVENTS = f"{GRAPH}/me/events"
 def delegated(app, world, clock):
     """A connected delegated integration of organisation A on A's object, creating on Confirmed."""
     with app.app_context():
-        statuses = {s.name: s for s in db.session.scalars(db.select(BookingStatus).where(
-            BookingStatus.organisation_id == world.a.org))}
+        statuses = {
+            s.name: s
+            for s in db.session.scalars(db.select(BookingStatus).where(BookingStatus.organisation_id == world.a.org))
+        }
         integration = Integration(
             organisation_id=world.a.org,
             name="Front desk",
@@ -228,7 +230,9 @@ def test_application_mode_skips_outbound_and_says_so_once_per_change(app, world,
         booking_id = book(world)
         assert outbound_jobs() == []
         reasons = db.session.scalars(
-            db.select(SyncLogEntry.reason).where(SyncLogEntry.booking_id == booking_id, SyncLogEntry.direction == "outbound")
+            db.select(SyncLogEntry.reason).where(
+                SyncLogEntry.booking_id == booking_id, SyncLogEntry.direction == "outbound"
+            )
         ).all()
         assert reasons == ["Not sent to Outlook: an application-mode integration only reads room calendars."]
 

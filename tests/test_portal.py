@@ -36,7 +36,9 @@ def test_objects_customers_and_statuses_are_created_and_edited(app, login, world
     client = login(world.a.admin)
     org = world.a.org
     assert client.post(f"/orgs/{org}/objects/new", data={"name": " Hall 2 ", "capacity": "40"}).status_code == 302
-    assert client.post(f"/orgs/{org}/customers/new", data={"name": "Dana", "email": "Dana@Example.COM"}).status_code == 302
+    assert (
+        client.post(f"/orgs/{org}/customers/new", data={"name": "Dana", "email": "Dana@Example.COM"}).status_code == 302
+    )
     assert client.post(f"/orgs/{org}/statuses/new", data={"name": "Tentative", "position": "5"}).status_code == 302
     with app.app_context():
         hall = db.session.scalar(db.select(BookableObject).where(BookableObject.name == "Hall 2"))

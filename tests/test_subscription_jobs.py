@@ -127,7 +127,9 @@ def test_missing_subscriptions_are_queued_for_active_links_only(app, world, cloc
     with app.app_context():
         live = make_room_link(world, upn="live@contoso.example")
         live.subscription_id, live.subscription_expires_at = "sub-live", clock.now + timedelta(days=2)
-        bare = CalendarLink(integration_id=live.integration_id, mailbox="bare@contoso.example", object_id=world.a.object)
+        bare = CalendarLink(
+            integration_id=live.integration_id, mailbox="bare@contoso.example", object_id=world.a.object
+        )
         off = CalendarLink(
             integration_id=live.integration_id, mailbox="off@contoso.example", object_id=world.a.object, enabled=False
         )

@@ -18,7 +18,12 @@ EXTENSION_ERROR = {
 
 
 def created(subscription_id, expiry="2026-11-28T12:00:00Z"):
-    return {"id": subscription_id, "expirationDateTime": expiry, "resource": "x", "changeType": "created,updated,deleted"}
+    return {
+        "id": subscription_id,
+        "expirationDateTime": expiry,
+        "resource": "x",
+        "changeType": "created,updated,deleted",
+    }
 
 
 @pytest.fixture
@@ -67,7 +72,9 @@ def test_a_too_long_lifetime_is_retried_shorter(app, link_id, clock):
         mock.post(f"{GRAPH}/subscriptions", status=201, json=created("sub-2"))
         lifecycle.subscribe(db.session.get(CalendarLink, link_id), graph_client())
         second = json.loads(mock.calls[1].request.body)
-        assert second["expirationDateTime"] == (clock.now + timedelta(minutes=4200)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+        assert second["expirationDateTime"] == (clock.now + timedelta(minutes=4200)).strftime(
+            "%Y-%m-%dT%H:%M:%S.0000000Z"
+        )
 
 
 def test_renewal_patches_the_expiry_and_recreates_a_forgotten_subscription(app, link_id, clock):
@@ -83,31 +90,33 @@ def test_renewal_patches_the_expiry_and_recreates_a_forgotten_subscription(app, 
 def test_links_due_for_renewal_are_those_within_two_days_of_expiry(app, world, clock):
     with app.app_context():
         soon = make_room_link(world, upn="soon@contoso.example")
-        later = CalendarLink(integration_id=soon.integration_id, mailbox="later@contoso.example", object_id=world.a.object)
+        later = CalendarLink(
+            integration_id=soon.integration_id, mailbox="later@contoso.example", object_id=world.a.object
+        )
         off = CalendarLink(
             integration_id=soon.integration_id, mailbox="off@contoso.example", object_id=world.a.object, enabled=False
         )
-        bare = CalendarLink(integration_id=soon.integration_id, mailbox="bare@contoso.example", object_id=world.a.object)
+        bare = CalendarLink(
+            integration_id=soon.integration_id, mailbox="bare@contoso.example", object_id=world.a.object
+        )
         db.session.add_all([later, off, bare])
         soon.subscription_id, soon.subscription_expires_at = "s1", clock.now + timedelta(hours=47)
         later.subscription_id, later.subscription_expires_at = "s2", clock.now + timedelta(hours=49)
         off.subscription_id, off.subscription_expires_at = "s3", clock.now + timedelta(hours=1)
         db.session.commit()
         assert [link.mailbox for link in lifecycle.links_due_for_renewal(clock.now)] == ["soon@contoso.example"]
-        assert [link.mailbox for link in lifecycle.links_missing_a_subscription(clock.now)] == [
-            "bare@contoso.example"
-        ]
+        assert [link.mailbox for link in lifecycle.links_missing_a_subscription(clock.now)] == ["bare@contoso.example"]
         clock.advance(timedelta(hours=50))
-        assert "later@contoso.example" in [
-            link.mailbox for link in lifecycle.links_missing_a_subscription(clock.now)
-        ]
+        assert "later@contoso.example" in [link.mailbox for link in lifecycle.links_missing_a_subscription(clock.now)]
 
 
 def test_many_renewals_go_through_batch_twenty_at_a_time(app, world, clock):
     with app.app_context():
         first = make_room_link(world, upn="room-0@contoso.example")
         links = [first] + [
-            CalendarLink(integration_id=first.integration_id, mailbox=f"room-{n}@contoso.example", object_id=world.a.object)
+            CalendarLink(
+                integration_id=first.integration_id, mailbox=f"room-{n}@contoso.example", object_id=world.a.object
+            )
             for n in range(1, 45)
         ]
         db.session.add_all(links)
@@ -146,7 +155,9 @@ def test_a_tenant_capping_the_lifetime_gets_the_shorter_one_in_batches_too(app, 
     with app.app_context():
         first = make_room_link(world, upn="room-0@contoso.example")
         links = [first] + [
-            CalendarLink(integration_id=first.integration_id, mailbox=f"room-{n}@contoso.example", object_id=world.a.object)
+            CalendarLink(
+                integration_id=first.integration_id, mailbox=f"room-{n}@contoso.example", object_id=world.a.object
+            )
             for n in range(1, 30)
         ]
         db.session.add_all(links)

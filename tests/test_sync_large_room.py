@@ -94,7 +94,9 @@ def test_first_sync_and_incremental_rounds_of_a_busy_room(app, world, clock, int
     with responses.RequestsMock() as mock:
         serve(mock, changes + [removed(i) for i in gone] + new, f"{first}?$deltatoken=d1", f"{first}?$deltatoken=d2")
         for event_id in gone:
-            mock.get(f"{GRAPH}/users/{ROOM}/events/{event_id}", status=404, json={"error": {"code": "ErrorItemNotFound"}})
+            mock.get(
+                f"{GRAPH}/users/{ROOM}/events/{event_id}", status=404, json={"error": {"code": "ErrorItemNotFound"}}
+            )
         sync(app, link_id)
     expected = sorted(set(expected_after(items)) - set(gone) | {e["id"] for e in new})
     assert linked_ids(app) == expected

@@ -33,9 +33,7 @@ def test_times_with_seven_fraction_digits_are_read_as_utc():
 
 
 def test_a_time_in_a_named_zone_is_converted():
-    parsed = parse_event(
-        event(start={"dateTime": "2026-07-01T10:00:00", "timeZone": "Europe/Amsterdam"}), AMSTERDAM
-    )
+    parsed = parse_event(event(start={"dateTime": "2026-07-01T10:00:00", "timeZone": "Europe/Amsterdam"}), AMSTERDAM)
     assert parsed.start_at == datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
 
 

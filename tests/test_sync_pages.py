@@ -196,7 +196,6 @@ def test_deciding_a_page_never_writes_although_the_page_depends_on_itself(app, w
     assert set(writes_during_decide.events) == {
         "ev-new",
         "ev-clash",
-        "ev-new",
         "ev-existing",
         "ev-board",
         "ev-unknown-id",
@@ -205,7 +204,9 @@ def test_deciding_a_page_never_writes_although_the_page_depends_on_itself(app, w
     assert (summary.created, summary.refused, summary.updated) == (2, 1, 3)
     new = booking_of(app, "ev-new")
     [(_, clash_reason, _)] = log_of(app, "ev-clash")
-    assert clash_reason.startswith(f"Not booked: Overlaps booking {new} (Option) on Room A from 2026-12-07 12:00 to 13:00.")
+    assert clash_reason.startswith(
+        f"Not booked: Overlaps booking {new} (Option) on Room A from 2026-12-07 12:00 to 13:00."
+    )
     assert log_of(app, "ev-new")[1:] == [("update", "Outlook changed the time.", new)]
     [(action, moved_reason, _)] = log_of(app, "ev-existing")[1:]
     assert action == "update" and f"Applied despite: Overlaps booking {new}" in moved_reason

@@ -54,9 +54,7 @@ class Integration(db.Model):
     ignore_validation_errors: Mapped[bool] = mapped_column(default=False)
     cancel_status_id: Mapped[int | None] = mapped_column(ForeignKey("booking_statuses.id", ondelete="SET NULL"))
     new_booking_status_id: Mapped[int | None] = mapped_column(ForeignKey("booking_statuses.id", ondelete="SET NULL"))
-    status_with_customer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("booking_statuses.id", ondelete="SET NULL")
-    )
+    status_with_customer_id: Mapped[int | None] = mapped_column(ForeignKey("booking_statuses.id", ondelete="SET NULL"))
     teams_meeting: Mapped[bool] = mapped_column(default=False)
     add_customer_attendee: Mapped[bool] = mapped_column(default=False)
     window_past_days: Mapped[int] = mapped_column(default=90)

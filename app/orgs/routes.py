@@ -102,9 +102,7 @@ def resource_list(org_id, kind):
 
 
 @bp.route("/orgs/<int:org_id>/<any(objects, customers, statuses):kind>/new", methods=["GET", "POST"])
-@bp.route(
-    "/orgs/<int:org_id>/<any(objects, customers, statuses):kind>/<int:row_id>/edit", methods=["GET", "POST"]
-)
+@bp.route("/orgs/<int:org_id>/<any(objects, customers, statuses):kind>/<int:row_id>/edit", methods=["GET", "POST"])
 @login_required
 def resource_edit(org_id, kind, row_id=None):
     organisation = organisation_or_404(org_id)
@@ -227,5 +225,7 @@ def _fill_booking_choices(form, organisation, booking):
         if request.method == "POST":
             abort(400, "Create an object and a booking status first.")
     form.object_id.choices = [(o.id, o.name) for o in objects]
-    form.customer_id.choices = [(0, "— none —")] + [(c.id, f"{c.name} <{c.email}>" if c.email else c.name) for c in customers]
+    form.customer_id.choices = [(0, "— none —")] + [
+        (c.id, f"{c.name} <{c.email}>" if c.email else c.name) for c in customers
+    ]
     form.status_id.choices = [(s.id, s.name) for s in statuses]

@@ -43,9 +43,7 @@ def desired_event(booking, integration):
     }
     customer = booking.customer
     if integration.add_customer_attendee and customer is not None and customer.email:
-        event["attendees"] = [
-            {"emailAddress": {"address": customer.email, "name": customer.name}, "type": "required"}
-        ]
+        event["attendees"] = [{"emailAddress": {"address": customer.email, "name": customer.name}, "type": "required"}]
     if integration.teams_meeting:
         event["onlineMeetingProvider"] = "teamsForBusiness"
     return event

@@ -41,9 +41,7 @@ def deactivate_link(link):
     Joins the caller's transaction.
     """
     if link.subscription_id:
-        queue.enqueue(
-            DELETE_SUBSCRIPTION, link.subscription_id, payload={"integration_id": link.integration_id}
-        )
+        queue.enqueue(DELETE_SUBSCRIPTION, link.subscription_id, payload={"integration_id": link.integration_id})
     lifecycle.forget(link)
 
 

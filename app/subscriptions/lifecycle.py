@@ -79,7 +79,10 @@ def renew_batch(links, client):
         # A tenant that caps the lifetime caps it for every room: the shorter lifetime
         # goes out as batches too, never as one request per room.
         log.info(
-            "Graph refused a %s subscription lifetime for %d link(s); using %s", lifetime, len(capped), FALLBACK_LIFETIME
+            "Graph refused a %s subscription lifetime for %d link(s); using %s",
+            lifetime,
+            len(capped),
+            FALLBACK_LIFETIME,
         )
         pending = capped
     return gone
@@ -144,9 +147,7 @@ def links_due_for_renewal(now):
 def links_missing_a_subscription(now):
     """Enabled links of connected integrations with no subscription, or one already expired."""
     return db.session.scalars(
-        _active_links().where(
-            (CalendarLink.subscription_id.is_(None)) | (CalendarLink.subscription_expires_at <= now)
-        )
+        _active_links().where((CalendarLink.subscription_id.is_(None)) | (CalendarLink.subscription_expires_at <= now))
     ).all()
 
 

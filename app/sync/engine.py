@@ -301,9 +301,7 @@ class _LinkSync:
         try:
             moved = parse_event(still_there, self.timezone)
         except EventNotUnderstood as problem:
-            return Decision(
-                SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}."
-            )
+            return Decision(SKIP, event.id, f"Reported removed, still in Outlook, not understood: {problem}.")
         return self._decide(moved, lookups)
 
     def _remember_seen(self, event_ids):

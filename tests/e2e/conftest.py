@@ -10,7 +10,6 @@ requests-oauthlib refuses plain http unless OAUTHLIB_INSECURE_TRANSPORT is set, 
 portal runs with it here, as it does in `make demo`.
 """
 
-
 import pytest
 
 from app import clock as product_clock
