@@ -18,7 +18,7 @@ from app.admin import bp, bulk_paste, room_changes
 from app.admin.bulk_paste import MAX_OBJECT_NAME, Entry, NewObject
 from app.admin.forms import RoomImportForm, is_mailbox_address
 from app.admin.plan_flow import preview_or_apply
-from app.admin.rooms import ROOM_TABLE_URL, _objects, _rooms_integration
+from app.admin.rooms import ROOM_TABLE_URL, objects_of, plan_basis, rooms_integration_or_404
 from app.extensions import db
 from app.graph import places, tokens
 from app.graph.errors import GraphError, GraphForbidden
@@ -78,7 +78,7 @@ class Discovery:
 @login_required
 def room_discover(org_id, integration_id):
     """The rooms of the tenant, of one room list, or (with room lists and none chosen) the room lists."""
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     wanted = request.args.get("list", "").strip().lower()
     discovery = _discover(integration, wanted)
     checked = discovery.listing is not None and discovery.chosen is None
@@ -91,7 +91,7 @@ def room_discover(org_id, integration_id):
         db.session.commit()
     mapped = _mapped_rooms(integration)
     rows = [_row(room, mapped) for room in discovery.listing.rooms] if discovery.listing else []
-    objects = _objects(organisation)
+    objects = objects_of(organisation)
     form = RoomImportForm(
         data={
             "room_list": wanted,
@@ -205,7 +205,7 @@ def _prefill(room, objects, tick):
 @login_required
 def room_import(org_id, integration_id):
     """POST with `preview` shows what adding the ticked rooms would do; with `apply` it plans again and writes."""
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     form = RoomImportForm()
     back = url_for(
         "admin.room_discover", org_id=org_id, integration_id=integration.id, **_list_arg(form.room_list.data)
@@ -244,17 +244,8 @@ def _list_arg(room_list):
 
 
 def _plan(organisation, integration, picked):
-    rooms = {
-        mailbox: (link_id, object_id)
-        for link_id, mailbox, object_id in db.session.execute(
-            db.select(CalendarLink.id, CalendarLink.mailbox, CalendarLink.object_id).where(
-                CalendarLink.integration_id == integration.id
-            )
-        )
-    }
-    objects = [(o.id, o.name) for o in _objects(organisation)]
     return bulk_paste.plan_entries(
-        _entries(picked), rooms=rooms, objects=objects, is_address=is_mailbox_address, move_existing=False
+        _entries(picked), **plan_basis(organisation, integration), is_address=is_mailbox_address, move_existing=False
     )
 
 

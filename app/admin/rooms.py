@@ -25,7 +25,7 @@ TABLE_ARGS = ("q", "status", "enabled", "sort", "dir", "page")
 ROOM_TABLE_URL = "/orgs/<int:org_id>/integrations/<int:integration_id>/rooms"
 
 
-def _rooms_integration(org_id, integration_id):
+def rooms_integration_or_404(org_id, integration_id):
     organisation = organisation_or_404(org_id)
     integration = in_organisation_or_404(Integration, organisation, integration_id)
     if integration.is_delegated:
@@ -47,15 +47,28 @@ def _room_or_404(integration, link_id):
     return link
 
 
-def _objects(organisation):
+def objects_of(organisation):
     return db.session.scalars(
         db.select(BookableObject).where(BookableObject.organisation_id == organisation.id).order_by(BookableObject.name)
     ).all()
 
 
+def plan_basis(organisation, integration):
+    """What a paste or import plan is checked against: the integration's rooms and the organisation's objects."""
+    rooms = {
+        mailbox: (link_id, object_id)
+        for link_id, mailbox, object_id in db.session.execute(
+            db.select(CalendarLink.id, CalendarLink.mailbox, CalendarLink.object_id).where(
+                CalendarLink.integration_id == integration.id
+            )
+        )
+    }
+    return {"rooms": rooms, "objects": [(o.id, o.name) for o in objects_of(organisation)]}
+
+
 def _room_form(organisation, form_class=RoomForm, **kwargs):
     form = form_class(**kwargs)
-    form.set_choices(_objects(organisation))
+    form.set_choices(objects_of(organisation))
     return form
 
 
@@ -72,7 +85,7 @@ def _back_to_table(organisation, integration):
 @bp.route(ROOM_TABLE_URL)
 @login_required
 def room_table(org_id, integration_id):
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     return _render_table(organisation, integration, _room_form(organisation))
 
 
@@ -147,7 +160,7 @@ def _room_query(integration, filters, sort, descending):
 @bp.route(ROOM_TABLE_URL, methods=["POST"])
 @login_required
 def room_add(org_id, integration_id):
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     form = _room_form(organisation)
     if form.validate_on_submit():
         if not room_changes.room_taken(integration, form.upn.data):
@@ -167,7 +180,7 @@ def room_add(org_id, integration_id):
 @bp.route(ROOM_TABLE_URL + "/<int:link_id>/edit", methods=["GET", "POST"])
 @login_required
 def room_edit(org_id, integration_id, link_id):
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     link = _room_or_404(integration, link_id)
     form = _room_form(organisation, RoomEditForm, data={"upn": link.mailbox, "object_id": link.object_id})
     if form.validate_on_submit():
@@ -191,7 +204,7 @@ def room_edit(org_id, integration_id, link_id):
 @bp.route(ROOM_TABLE_URL + "/<int:link_id>/<any(enable, disable):change>", methods=["POST"])
 @login_required
 def room_enable(org_id, integration_id, link_id, change):
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     link = _room_or_404(integration, link_id)
     enabled = change == "enable"
     if room_changes.set_enabled(link, enabled):
@@ -252,7 +265,7 @@ def link_sync(org_id, integration_id, link_id):
 @login_required
 def room_paste(org_id, integration_id):
     """Paste many rooms: POST with `preview` shows the plan; POST with `apply` makes it again and writes it."""
-    organisation, integration = _rooms_integration(org_id, integration_id)
+    organisation, integration = rooms_integration_or_404(org_id, integration_id)
     form = BulkPasteForm()
     template = dict(organisation=organisation, integration=integration, form=form)
     if not form.validate_on_submit():
@@ -276,13 +289,4 @@ def room_paste(org_id, integration_id):
 
 
 def _plan(organisation, integration, text):
-    rooms = {
-        mailbox: (link_id, object_id)
-        for link_id, mailbox, object_id in db.session.execute(
-            db.select(CalendarLink.id, CalendarLink.mailbox, CalendarLink.object_id).where(
-                CalendarLink.integration_id == integration.id
-            )
-        )
-    }
-    objects = [(o.id, o.name) for o in _objects(organisation)]
-    return bulk_paste.plan_paste(text, rooms=rooms, objects=objects, is_address=is_mailbox_address)
+    return bulk_paste.plan_paste(text, **plan_basis(organisation, integration), is_address=is_mailbox_address)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from werkzeug.http import parse_list_header
 
 from app.metrics import instruments
 
@@ -464,26 +465,12 @@ def merge_preferences(*values):
     """
     combined = {}
     for value in values:
-        for preference in _split_preferences(value or ""):
+        # Commas inside quoted values, e.g. a time zone name, do not split (RFC 9110 lists).
+        for preference in parse_list_header(value or ""):
             name = preference.split("=", 1)[0].strip().lower()
             combined.pop(name, None)
             combined[name] = preference
     return ", ".join(combined.values())
-
-
-def _split_preferences(value):
-    # Commas inside quoted values, e.g. a time zone name, must not split.
-    parts, current, quoted = [], [], False
-    for char in value:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [part.strip() for part in parts if part.strip()]
 
 
 def _is_absolute(url):

@@ -87,11 +87,13 @@ def poll_stale_links(now):
 
     Returns the ids of the links queued. Commits.
     """
-    link_ids = _links_due(CalendarLink.last_sync_at, now - STALE_AFTER, now)
-    _enqueue_in_chunks(link_ids, lambda link_id: enqueue_link_sync(link_id, reason=POLL))
-    if link_ids:
-        log.info("Polling fallback queued %s link(s) without a recent sync", len(link_ids))
-    return link_ids
+    return _queue_syncs_of_links_due(
+        CalendarLink.last_sync_at,
+        now - STALE_AFTER,
+        now,
+        lambda link_id: enqueue_link_sync(link_id, reason=POLL),
+        "Polling fallback queued %s link(s) without a recent sync",
+    )
 
 
 @periodic("daily_full_sync")
@@ -100,10 +102,20 @@ def daily_full_sync(now):
 
     Returns the ids of the links queued. Commits.
     """
-    link_ids = _links_due(CalendarLink.last_full_sync_at, now - FULL_SYNC_EVERY, now)
-    _enqueue_in_chunks(link_ids, lambda link_id: enqueue_link_sync(link_id, full=True))
+    return _queue_syncs_of_links_due(
+        CalendarLink.last_full_sync_at,
+        now - FULL_SYNC_EVERY,
+        now,
+        lambda link_id: enqueue_link_sync(link_id, full=True),
+        "Daily full sync queued %s link(s)",
+    )
+
+
+def _queue_syncs_of_links_due(moment_column, older_than, now, enqueue, message):
+    link_ids = _links_due(moment_column, older_than, now)
+    _enqueue_in_chunks(link_ids, enqueue)
     if link_ids:
-        log.info("Daily full sync queued %s link(s)", len(link_ids))
+        log.info(message, len(link_ids))
     return link_ids
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app, jsonify, request
+from werkzeug.http import parse_list_header
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 READ_SCOPES = frozenset({"calendars.read", "calendars.readwrite"})
@@ -131,24 +132,10 @@ def check_calendar_access(principal, mailbox, *, write=False):
 def preferences():
     """The request's `Prefer` header as {lower-case name: value}, quotes removed."""
     found = {}
-    for part in _split_outside_quotes(request.headers.get("Prefer", "")):
+    for part in parse_list_header(request.headers.get("Prefer", "")):
         name, _, value = part.partition("=")
         found[name.strip().lower()] = value.strip().strip('"')
     return found
-
-
-def _split_outside_quotes(value):
-    parts, current, quoted = [], [], False
-    for char in value:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [part.strip() for part in parts if part.strip()]
 
 
 def delay(mailbox_upn):
