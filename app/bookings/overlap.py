@@ -6,7 +6,7 @@ The rule has two forms. `find_overlap` asks the database about one booking, whic
 what a save from the portal or the API needs. `Occupancy` answers the same question for
 the many appointments of one delta page from memory: the blocking bookings near the
 page's times are loaded in one query and followed while the page's decisions create,
-move and cancel, because a query per appointment made a busy room's first sync
+move and cancel, because a query per appointment would make a busy room's first sync
 quadratic. Both select the blocking bookings through `blocking_bookings`.
 """
 

@@ -2,7 +2,8 @@
 
 Support staff use the answer to fix a room's UPN or the tenant's access policy, so each
 room gets its own verdict. The rooms are read through ``$batch``: 300 rooms cost 15
-requests, not 300. Nothing is stored except the connection state the token proves.
+requests, not 300. Nothing is stored except the connection state the token proves and,
+when the test marks the integration connected, subscription jobs for rooms without one.
 """
 
 import logging

@@ -2,8 +2,8 @@
 
 For writes the portal can make again from their source: the webhook's queued syncs
 (the polling fallback syncs every room anyway) and an inbound sync's pages (bookings
-mirror Outlook, and the delta token that marks progress is stored with the round's last
-page, so a lost page is read and applied again). With synchronous_commit off for the
+mirror Outlook, and the delta token that marks progress is stored only after the round's
+last page, so a lost page is read and applied again). With synchronous_commit off for the
 transaction, PostgreSQL acknowledges the commit before its log reaches the disk; if the
 database server itself crashes, the last fraction of a second of such commits may be
 lost, never corrupted or reordered, and a crash of the portal loses nothing. On SQLite

@@ -36,10 +36,10 @@ def begin_writing_promptly(session):
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms and more between its
     tries, so a writer that found the lock taken a few times in a row sleeps through the
-    moments it is free, while the job runner keeps taking it for a few milliseconds at a
-    time; the webhook's one small insert then waited tens of milliseconds. Asking every
+    moments it is free while the job runner keeps taking it in short spells. Asking every
     half millisecond instead (as long as the busy timeout allows) takes the lock within a
-    moment of its release. Nothing happens on other databases, or when the session's
+    moment of its release, so the webhook's one small insert waits hardly longer than
+    the lock is held. Nothing happens on other databases, or when the session's
     transaction has already begun writing.
     """
     connection = session.connection()

@@ -3,7 +3,7 @@
 Graph reports failures as an HTTP status plus a JSON body of the form
 ``{"error": {"code": ..., "message": ..., "innerError": {"request-id": ...}}}``.
 The classes below let callers react to what happened (retry later, resync
-a delta round, mark a room as blocked) without parsing bodies themselves.
+a delta round, report a missing permission) without parsing bodies themselves.
 """
 
 import math

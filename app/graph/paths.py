@@ -1,7 +1,8 @@
 """The one place that turns a calendar link into the Graph path of its mailbox.
 
 Delegated and application mode run the same sync code; only this prefix differs.
-Every other module asks here instead of looking at the link's mailbox itself.
+The sync, the subscriptions and the connection test ask here instead of building it
+from the link's mailbox; outbound, delegated only, writes to ``me/events`` directly.
 """
 
 from urllib.parse import quote

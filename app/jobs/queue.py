@@ -22,9 +22,9 @@ Rules the functions below keep, enforced by the database rather than by luck:
   pass each other. SQLite: a plain read, then a conditional ``UPDATE`` whose row count
   says whether this claimant won; SQLite serialises writers, so one wins.
 
-`enqueue` joins the caller's transaction (the job exists once the caller commits); every
-other function commits its own short transaction and is meant for the job runner, the
-CLI and the portal.
+`enqueue` and `ensure_queued` join the caller's transaction (the job exists once the
+caller commits); `claim`, `complete`, `fail`, `extend_lease` and `retry` commit their own
+short transactions and are meant for the job runner, the CLI and the portal.
 """
 
 import json
@@ -138,7 +138,7 @@ def _row(kind, key, payload, run_at, now):
 
 
 # Written as SQL because SQLAlchemy cannot cache a compiled ON CONFLICT clause: built as
-# an expression it was compiled afresh for every notification. PostgreSQL and SQLite
+# an expression it would be compiled afresh for every notification. PostgreSQL and SQLite
 # spell the partial-index conflict target the same way.
 _INSERT_UNLESS_PENDING = text(
     "INSERT INTO jobs (kind, key, payload, state, run_at, attempts, created_at) "

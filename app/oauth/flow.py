@@ -1,8 +1,10 @@
 """ "Connect with Microsoft" for delegated integrations, and disconnecting.
 
 1. :func:`begin_sign_in` builds the authorize URL (PKCE with S256, a random state) and keeps
-   the state, the code verifier, the user and the integration server-side in the Flask
-   session.
+   the state, the code verifier, the user and the integration in Flask's session. That
+   session is a cookie signed with SECRET_KEY, not a server-side store: the browser carries
+   the pending sign-in and cannot alter it, though it can read it. The client secret never
+   goes there.
 2. Microsoft sends the browser back to ``/oauth/callback``. :func:`finish_sign_in` trusts only
    the pending sign-in found under the returned state, never an id in the query string. It
    redeems the code, reads the account with ``GET me`` and stores tokens, account and

@@ -7,8 +7,8 @@ hold it. A holder renews well within the TTL; if it dies, another takes over as 
 the TTL has passed, without anyone unlocking anything by hand.
 
 Times are taken from the **database clock**: hosts taking turns compare against one clock,
-so a host whose own clock runs ahead cannot steal a live lease. Every function accepts
-`now` so tests can drive the clock.
+so a host whose own clock runs ahead cannot steal a live lease. The functions that
+compare times accept `now` so tests can drive the clock.
 """
 
 import os

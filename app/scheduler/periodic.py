@@ -26,7 +26,7 @@ from app.models.job import JOB_FAILED
 
 log = logging.getLogger(__name__)
 
-#: Slot name -> how often its job runs. The subscription slots wait for their functions.
+#: Slot name -> how often its job runs.
 SLOTS = {
     "poll_stale_links": timedelta(minutes=5),
     "daily_full_sync": timedelta(minutes=15),

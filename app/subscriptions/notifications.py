@@ -1,10 +1,9 @@
 """Routing of Graph change and lifecycle notifications to calendar links.
 
 Only records work: each accepted notification queues a job and nothing calls Graph,
-so the endpoint answers well within Graph's three-second limit. A body costs one write
-however many notifications it carries, and the links are read from the database at most
-every half minute per process (`subscription_routes`); the webhook benchmark in `bench/`
-holds the acknowledgement to milliseconds at 500 notifications a second.
+so the endpoint answers well within Graph's three-second limit. A body costs one commit
+however many notifications it carries, and a subscription's link is read from the
+database at most once per half minute per process (`routing`).
 """
 
 import hmac

@@ -1,14 +1,14 @@
 """Which calendar link each Graph subscription belongs to, remembered for a short while per process.
 
-Every notification names its subscription, and reading the link for each one cost the
-endpoint a database round trip per request. Routes are kept for `ROUTE_SECONDS`: a
+Every notification names its subscription, and reading the link for each one would cost
+the endpoint a database round trip per request. Routes are kept for `ROUTE_SECONDS`: a
 change made in this process (a room disabled, a subscription replaced) forgets them as
 it commits (the session listeners at the end); one made in another process is seen
-within that time. Until then the worst that happens is a queued sync that skips a disabled room, or
-a sync queued by a notification of a subscription that was just replaced, because the
-sync job reads the link again before it does anything. An unknown subscription id is
-never remembered, so a subscription created a moment ago is found on its first
-notification.
+within that time. Until then the worst that happens is a queued sync that skips a
+disabled room, or a sync queued by a notification of a subscription that was just
+replaced, because the sync job reads the link again before it does anything. An unknown
+subscription id is never remembered, so a subscription created a moment ago is found on
+its first notification.
 """
 
 import random

@@ -191,7 +191,7 @@ class _LinkSync:
         self.summary.full = full
         # Reconciliation looks for bookings linked before the round whose appointments it
         # did not return; with none in the window (a room's first sync) it has nothing to
-        # look for, and recording every appointment seen would cost a tenth of the round.
+        # look for, so the appointments seen are not recorded.
         reconcile = full and self._linked_bookings_in(*window[:2])
         delta_link = None
         for page in self.client.iter_pages(url, params=params, headers=self.headers):
@@ -341,7 +341,7 @@ class _LinkSync:
     def _commit(self):
         self.writes.write()
         # A page lost with the database server is applied again: progress (the delta
-        # token) is only stored with the round's last page.
+        # token) is only stored after the round's last page.
         commit_without_waiting_for_the_disk()
 
 

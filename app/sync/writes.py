@@ -4,7 +4,7 @@ The ORM would insert them one row per statement and track every object it create
 first sync of a busy room creates thousands. New bookings and log lines are therefore
 kept as plain values and inserted together when the page is done, or earlier when a
 question about the page needs them in the database. Changes to existing bookings, rare
-in comparison, go through the ORM as before.
+in comparison, go through the ORM.
 """
 
 from dataclasses import dataclass, field

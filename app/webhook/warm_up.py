@@ -1,9 +1,8 @@
 """What a fresh web worker does before its first request, so that request doesn't pay for it.
 
-A new PostgreSQL connection starts a server process and takes milliseconds. When a
-burst of notifications reached a fresh worker, each of its threads opened its own
-connection at once while requests queued behind them: the first second of the webhook
-benchmark held nearly all of its slowest acknowledgements.
+A new PostgreSQL connection starts a server process. Without a warm-up, a burst of
+notifications reaching a fresh worker has each of its threads open its own connection at
+once while requests queue behind them; the routes are read up front for the same reason.
 """
 
 import logging
