@@ -33,7 +33,7 @@ def create_app(config_class=Config, instance_path=None):
     from app import models  # noqa: F401
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
-    from app.api.portal import bp as api_tokens_bp
+    from app.api.token_pages import bp as api_tokens_bp
     from app.auth import bp as auth_bp
     from app.database import sqlite  # noqa: F401  (registers the connect listener)
     from app.metrics.healthz import bp as health_bp

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.api.tokens import create_token, revoke_token
+from app.api.bearer_tokens import create_token, revoke_token
 from app.extensions import db
 from app.models import ApiToken, BookableObject, Booking, CalendarLink, Customer, Integration, Job
 from app.models.integration import AUTH_DELEGATED, CONNECTION_CONNECTED

@@ -1,7 +1,7 @@
 import re
 from datetime import timedelta
 
-from app.api.tokens import create_token, find_active_token, hash_token
+from app.api.bearer_tokens import create_token, find_active_token, hash_token
 from app.extensions import db
 from app.models import ApiToken, User
 from tests.conftest import config_for

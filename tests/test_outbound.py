@@ -14,8 +14,8 @@ from app.jobs import queue
 from app.models import Booking, BookingStatus, CalendarLink, Integration, OAuthToken, SyncLogEntry
 from app.models.integration import AUTH_DELEGATED, CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED
 from app.models.job import Job
-from app.outbound.engine import OutboundParked, push_booking, resume_parked
 from app.outbound.event_body import EXTENDED_PROPERTY_ID
+from app.outbound.push import OutboundParked, push_booking, resume_parked
 from app.sync.engine import sync_link
 from tests.sync_helpers import GRAPH, graph_client, make_room_link, page
 

@@ -6,7 +6,7 @@ one queues the deletion of its subscription (`deactivate_link`). Graph is never 
 from here.
 """
 
-from app.auth import audit
+from app.auth import audit_log
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, SyncSeenEvent
 from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER
@@ -24,7 +24,7 @@ def room_taken(integration, upn, *, other_than=None):
 def add_room(integration, upn, object_id):
     """Add one room and audit it. Raises IntegrityError (at flush) if the address is taken meanwhile."""
     link = _create(integration, upn, object_id)
-    audit.record(integration, audit.ROOM_ADDED, f"{upn} → {link.object.name}.")
+    audit_log.record(integration, audit_log.ROOM_ADDED, f"{upn} → {link.object.name}.")
     return link
 
 
@@ -61,7 +61,7 @@ def edit_room(link, upn, object_id):
     db.session.flush()
     if address_changed and link.enabled:
         activate_link(link.id)
-    audit.record(link.integration, audit.ROOM_EDITED, f"{link.mailbox}: " + "; ".join(changes) + ".")
+    audit_log.record(link.integration, audit_log.ROOM_EDITED, f"{link.mailbox}: " + "; ".join(changes) + ".")
     return changes
 
 
@@ -86,7 +86,8 @@ def set_enabled(link, enabled):
         activate_link(link.id)
     else:
         deactivate_link(link)
-    audit.record(link.integration, audit.ROOM_ENABLED if enabled else audit.ROOM_DISABLED, f"{link.mailbox}.")
+    action = audit_log.ROOM_ENABLED if enabled else audit_log.ROOM_DISABLED
+    audit_log.record(link.integration, action, f"{link.mailbox}.")
     return True
 
 
@@ -95,7 +96,7 @@ def remove_room(link):
     integration, mailbox, object_name = link.integration, link.mailbox, link.object.name
     deactivate_link(link)
     db.session.delete(link)
-    audit.record(integration, audit.ROOM_REMOVED, f"{mailbox} (was mapped to {object_name}).")
+    audit_log.record(integration, audit_log.ROOM_REMOVED, f"{mailbox} (was mapped to {object_name}).")
 
 
 def apply_paste(integration, plan):
@@ -112,7 +113,7 @@ def apply_paste(integration, plan):
         lines.append(
             "Changed: " + ", ".join(f"{p.upn} {p.old_object_name} → {p.object_name}" for p in plan.changed) + "."
         )
-    audit.record(integration, audit.ROOMS_PASTED, " ".join(lines))
+    audit_log.record(integration, audit_log.ROOMS_PASTED, " ".join(lines))
 
 
 def apply_import(integration, plan):
@@ -140,7 +141,7 @@ def apply_import(integration, plan):
         + ", ".join(f"{p.upn} → {p.object_name}" + (" (new object)" if p.new_object else "") for p in plan.added)
         + "."
     )
-    audit.record(integration, audit.ROOMS_IMPORTED, " ".join(lines))
+    audit_log.record(integration, audit_log.ROOMS_IMPORTED, " ".join(lines))
 
 
 def record_places_presence(integration, present, now):

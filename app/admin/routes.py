@@ -4,7 +4,7 @@ from flask_login import login_required
 from app import clock
 from app.admin import bp, calendar_health
 from app.admin.forms import IntegrationForm
-from app.auth import audit
+from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.connection.check import run_connection_test
 from app.extensions import db
@@ -187,12 +187,12 @@ def _audit_settings(form, integration, created, before, had_secret):
     replaced = bool(form.client_secret.data)
     if created:
         detail = f"{integration.name}, {integration.auth_mode} method" + (", client secret set" if replaced else "")
-        audit.record(integration, audit.INTEGRATION_CREATED, detail + ".")
+        audit_log.record(integration, audit_log.INTEGRATION_CREATED, detail + ".")
         return
     # In the order of the form; the secret is not among them and is never shown.
     labels = {field.name: field.label.text for field in form if field.name in before}
-    changes = audit.describe_changes(before, _shown_settings(integration), labels)
+    changes = audit_log.describe_changes(before, _shown_settings(integration), labels)
     if replaced:
         changes.append("client secret replaced" if had_secret else "client secret set")
     if changes:
-        audit.record(integration, audit.SETTINGS_SAVED, "; ".join(changes) + ".")
+        audit_log.record(integration, audit_log.SETTINGS_SAVED, "; ".join(changes) + ".")

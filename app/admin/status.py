@@ -5,7 +5,7 @@ from flask_login import login_required
 
 from app.admin import bp, calendar_health
 from app.admin.forms import SyncLogFilterForm
-from app.auth import audit
+from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404, support_required
 from app.extensions import db
 from app.jobs import queue
@@ -82,7 +82,7 @@ def _render_audit(organisation, integration):
         organisation=organisation,
         integration=integration,
         page=db.paginate(query, per_page=AUDIT_LINES_PER_PAGE, error_out=False),
-        labels=audit.ACTION_LABELS,
+        labels=audit_log.ACTION_LABELS,
     )
 
 
@@ -101,7 +101,7 @@ def job_retry(org_id, integration_id, job_id):
         if queue.retry(job.id) is None:
             flash("This job is no longer parked: it was retried or finished meanwhile.", "info")
         else:
-            audit.record(integration, audit.JOB_RETRIED, description + ".", commit=True)
+            audit_log.record(integration, audit_log.JOB_RETRIED, description + ".", commit=True)
             flash("The job is queued again.", "success")
     return redirect(url_for("admin.integration_detail", org_id=organisation.id, integration_id=integration.id))
 

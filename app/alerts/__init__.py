@@ -10,9 +10,9 @@ bp = Blueprint("alerts", __name__)
 
 
 def init_app(app):
-    from app.alerts import cli, portal
+    from app.alerts import cli, template_helpers
 
-    portal.register(app)
+    template_helpers.register(app)
     app.cli.add_command(cli.alerts_group)
 
 

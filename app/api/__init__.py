@@ -9,4 +9,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # forged cross-site request carries nothing that would let it in.
 csrf.exempt(bp)
 
-from app.api import auth, errors, routes  # noqa: E402,F401
+from app.api import auth, error_responses, routes  # noqa: E402,F401

@@ -3,8 +3,8 @@
 from flask import g, request
 
 from app.api import bp
-from app.api.errors import error_response
-from app.api.tokens import find_active_token, record_use
+from app.api.bearer_tokens import find_active_token, record_use
+from app.api.error_responses import error_response
 from app.extensions import db
 from app.models import Organisation
 

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from app import clock
 from app.api import bp
 from app.api.auth import current_organisation
-from app.api.errors import ApiError
+from app.api.error_responses import ApiError
 from app.api.serialize import (
     API_NAMES,
     MAX_ID,

@@ -43,7 +43,7 @@ from app.graph.tokens import (
 )
 from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED, Integration, OAuthToken
-from app.outbound.engine import resume_parked
+from app.outbound.push import resume_parked
 from app.public_urls import oauth_redirect_uri
 from app.subscriptions.jobs import activate_link, unsubscribe_all
 

@@ -1,7 +1,7 @@
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from app.auth import audit
+from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.models import Integration
 from app.oauth import bp, flow
@@ -29,7 +29,7 @@ def callback():
     except flow.SignInFailed as failure:
         flash(failure.message, "error")
         return redirect(_detail_url(failure.integration) if failure.integration else url_for("orgs.home"))
-    audit.record(integration, audit.CONNECTED, f"Connected as {integration.connected_account}.", commit=True)
+    audit_log.record(integration, audit_log.CONNECTED, f"Connected as {integration.connected_account}.", commit=True)
     flash(f"Connected to Microsoft as {integration.connected_account}.", "success")
     return redirect(_detail_url(integration))
 
@@ -39,7 +39,7 @@ def callback():
 def disconnect(org_id, integration_id):
     integration = _integration_or_404(org_id, integration_id)
     flow.disconnect(integration)
-    audit.record(integration, audit.DISCONNECTED, "The stored tokens were deleted.", commit=True)
+    audit_log.record(integration, audit_log.DISCONNECTED, "The stored tokens were deleted.", commit=True)
     flash("Disconnected from Microsoft: the stored tokens are deleted.", "success")
     return redirect(_detail_url(integration))
 

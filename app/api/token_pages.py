@@ -3,8 +3,8 @@
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.api.bearer_tokens import create_token, revoke_token
 from app.api.forms import ApiTokenForm
-from app.api.tokens import create_token, revoke_token
 from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.extensions import db
 from app.models import ApiToken
