@@ -30,7 +30,8 @@ DEFAULT_STATUSES = (
 JSONMap = MutableDict.as_mutable(JSON().with_variant(JSONB(), "postgresql"))
 
 # The default `ires_field`: the one field of `extra` with an index, so finding the
-# bookings of a page of Outlook events stays a lookup however many bookings there are.
+# bookings of a page of Outlook events stays a lookup however many bookings there are,
+# and a unique one, so an event is never linked to two bookings of an organisation.
 INDEXED_EXTRA_FIELD = "outlook_event_id"
 EXTRA_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -133,8 +134,15 @@ class Booking(db.Model):
     status: Mapped[BookingStatus] = relationship()
 
 
+# An Outlook event is linked to one booking of an organisation at most: a second sync
+# run that tries to link it again fails here and reads what the first one wrote.
+LINKED_EVENT_ID = ExtraText(Booking.__table__.c.extra, INDEXED_EXTRA_FIELD)
+LINKED_EVENT_INDEX = "uq_bookings_outlook_event_id"
 Index(
-    "ix_bookings_outlook_event_id",
+    LINKED_EVENT_INDEX,
     Booking.__table__.c.organisation_id,
-    ExtraText(Booking.__table__.c.extra, INDEXED_EXTRA_FIELD),
+    LINKED_EVENT_ID,
+    unique=True,
+    sqlite_where=LINKED_EVENT_ID.is_not(None),
+    postgresql_where=LINKED_EVENT_ID.is_not(None),
 )

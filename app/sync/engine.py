@@ -6,11 +6,12 @@ end in the same bookings as an uninterrupted run.
 """
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from urllib.parse import quote
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.database.bulk import insert_rows
@@ -22,6 +23,7 @@ from app.graph.paths import mailbox_path
 from app.graph.tokens import TokenError
 from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
+from app.models.booking import LINKED_EVENT_INDEX
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
 from app.sync.decision import (
     CANCEL,
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 UTC_PREFERENCE = 'outlook.timezone="UTC"'
 RECONCILE_CHUNK = 100
+# A page can lose a race for each of its events at most once to each other run.
+PAGE_ATTEMPTS_AFTER_A_LINK_RACE = 5
 
 
 class SyncFailed(Exception):
@@ -196,8 +200,7 @@ class _LinkSync:
         delta_link = None
         for page in self.client.iter_pages(url, params=params, headers=self.headers):
             self.summary.pages += 1
-            self._apply_page(page.get("value") or [], record_seen=reconcile)
-            self._commit()
+            self._apply_and_commit_page(page.get("value") or [], record_seen=reconcile)
             if self.progress:
                 self.progress(self.link, self.summary.pages, self.summary)
             delta_link = page.get("@odata.deltaLink")
@@ -213,6 +216,28 @@ class _LinkSync:
         self.link.delta_link = delta_link
         self._commit()
         return self.summary
+
+    def _apply_and_commit_page(self, items, *, record_seen):
+        """Apply one page and commit it; if another run linked one of its events first, read it again.
+
+        Two runs of one link can overlap (a job whose lease lapsed, a sync started by hand).
+        The database refuses the second link of an event (`LINKED_EVENT_INDEX`); the page
+        is then rolled back and decided again against what the other run committed.
+        """
+        for attempt in range(1, PAGE_ATTEMPTS_AFTER_A_LINK_RACE + 1):
+            counts = replace(self.summary)
+            try:
+                self._apply_page(items, record_seen=record_seen)
+                self._commit()
+                return
+            except IntegrityError as error:
+                if LINKED_EVENT_INDEX not in str(error.orig) or attempt == PAGE_ATTEMPTS_AFTER_A_LINK_RACE:
+                    raise
+                db.session.rollback()
+                self.writes.discard()
+                for counter in fields(counts):
+                    setattr(self.summary, counter.name, getattr(counts, counter.name))
+                log.info("Link %s: another run linked an event of this page first; deciding it again.", self.link_id)
 
     def _apply_page(self, items, *, record_seen):
         parsed, not_understood = [], []

@@ -74,6 +74,10 @@ class SyncWrites:
             }
         )
 
+    def discard(self):
+        """Forget what is pending: the transaction it belonged to was rolled back."""
+        self._bookings, self._log = [], []
+
     def write(self):
         """Write everything pending; return the new bookings, which now have their ids."""
         db.session.flush()
