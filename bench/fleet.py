@@ -9,8 +9,9 @@ stored, its subscription live), reached beforehand without added latency:
   job threads. Measured with the default JOB_WORKERS, which the target applies to, and
   with twice as many threads to show how far more threads take a single process;
 * one **renewal round**: every subscription is inside its renewal margin and
-  `renew_subscriptions` renews them all through `$batch`. Items inside a batch are no
-  HTTP requests of their own and are counted apart.
+  `renew_subscriptions` queues one renewal job per integration, which renews them all
+  through `$batch`. Items inside a batch are no HTTP requests of their own and are
+  counted apart.
 
 The Runner and the periodic jobs run in this process, the stand-in in its own. The
 product's clock is moved forward to make the work due, as the scheduler would find it
@@ -27,12 +28,18 @@ from sqlalchemy import func, select
 from app import clock as product_clock
 from app.extensions import db
 from app.graph.tokens import forget_application_token
+from app.jobs import queue
 from app.jobs.handlers import SYNC_LINK
 from app.models import CalendarLink, Job
 from app.models.job import JOB_FAILED
 from app.scheduler.periodic import STALE_AFTER, poll_stale_links
 from app.scheduler.runner import Runner
-from app.subscriptions.jobs import activate_link, renew_subscriptions
+from app.subscriptions.jobs import (
+    RENEW_INTEGRATION_SUBSCRIPTIONS,
+    activate_link,
+    renew_subscriptions,
+    run_renew_integration,
+)
 from app.subscriptions.lifecycle import LIFETIME, RENEW_WITHIN
 from bench import harness
 from tests.clocks import MovedClock
@@ -207,6 +214,10 @@ def _renewal_round(kind, app, stand_in, moved):
     started = time.monotonic()
     with app.app_context():
         renewed = renew_subscriptions(moved.now())
+        # What the job threads would do with the renewal jobs the periodic run queued.
+        while (job := queue.claim("bench", kinds=[RENEW_INTEGRATION_SUBSCRIPTIONS])) is not None:
+            run_renew_integration(job.key, job.payload)
+            queue.complete(job)
         db.session.remove()
     wall = time.monotonic() - started
     logged = stand_in.requests_made()

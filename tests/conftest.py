@@ -171,3 +171,12 @@ def clock(monkeypatch):
     frozen = Clock()
     monkeypatch.setattr(app.clock, "utcnow", lambda: frozen.now)
     return frozen
+
+
+@pytest.fixture
+def database_clock(monkeypatch, clock):
+    """The database server's clock, made to follow `clock`: leases then expire as the test moves time."""
+    from app.database import server_time
+
+    monkeypatch.setattr(server_time, "database_now", lambda: clock.now)
+    return clock

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.database import server_time
 from app.extensions import db
 from app.models import AuditEntry, Booking, Integration, Job, OAuthToken, SyncLogEntry
 from app.models.job import JOB_FAILED, JOB_QUEUED
@@ -154,7 +155,7 @@ def test_the_scheduler_heartbeat_names_the_holder_or_says_missing(app, login, wo
     assert "running on web-1:4242:abc123" in alive and "Last tick" in alive and "missing" not in alive
     with app.app_context():
         lease.release("web-1:4242:abc123")
-        assert lease.acquire("web-2:7:def456", now=lease.database_now() - timedelta(minutes=10), ttl=60)
+        assert lease.acquire("web-2:7:def456", now=server_time.database_now() - timedelta(minutes=10), ttl=60)
     expired = stat_group(client.get(rooms.base), "scheduler")
     assert "missing" in expired and "web-2:7:def456" in expired
 

@@ -13,6 +13,7 @@ from responses import matchers
 from sqlalchemy import select
 
 from app.alerts import delivery, incidents, rules
+from app.database import server_time
 from app.extensions import db
 from app.jobs import queue
 from app.models import Incident, Job
@@ -153,7 +154,7 @@ def test_resolving_is_mailed_too(ctx, smtp_server, world, clock):
 def test_an_installation_incident_is_mailed_to_support_alone(ctx, smtp_server, world, clock):
     from app.scheduler import lease
 
-    lease.acquire("host:1:abc", now=lease.database_now() - timedelta(minutes=10))
+    lease.acquire("host:1:abc", now=server_time.database_now() - timedelta(minutes=10))
     incidents.evaluate(clock.now)
     run_alert_jobs()
     [(recipients, message)] = smtp_server.messages()

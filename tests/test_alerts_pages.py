@@ -8,6 +8,7 @@ from flask_login import login_user
 from sqlalchemy import select
 
 from app.alerts import rules
+from app.database import server_time
 from app.extensions import db
 from app.models import Incident, Organisation, User
 from app.models.incident import SUBJECT_INSTALLATION
@@ -176,7 +177,7 @@ def test_the_support_overview_partial_lists_open_incidents_and_a_stopped_schedul
         assert "Alpha&#39;s integration" in page and "Beta&#39;s integration" in page
         assert "has never run" in page and 'id="alert-email-off"' in page
 
-        lease.acquire("host:1:abc", now=lease.database_now() - timedelta(minutes=7))
+        lease.acquire("host:1:abc", now=server_time.database_now() - timedelta(minutes=7))
         page = render_as(app, world.support, TEMPLATE_OVERVIEW)
         assert "Background processing has not run for 7 minutes" in page
 
@@ -187,7 +188,7 @@ def test_the_support_overview_partial_lists_open_incidents_and_a_stopped_schedul
 def test_a_stopped_scheduler_shows_on_the_banner_for_admins_too(app, world):
     with app.app_context():
         assert "scheduler-heartbeat" not in render_as(app, world.a.admin, TEMPLATE_BANNER, integration_id=1)
-        lease.acquire("host:1:abc", now=lease.database_now() - timedelta(minutes=30))
+        lease.acquire("host:1:abc", now=server_time.database_now() - timedelta(minutes=30))
         page = render_as(app, world.a.admin, TEMPLATE_BANNER, integration_id=1)
         assert "Background processing has not run for 30 minutes" in page and "SCHEDULER_ENABLED" not in page
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.alerts import incidents, rules
 from app.alerts.rules import Finding
+from app.database import server_time
 from app.extensions import db
 from app.graph import tokens
 from app.graph.errors import GraphForbidden
@@ -398,7 +399,7 @@ def test_a_silent_scheduler_opens_an_incident_and_its_next_tick_resolves_it(ctx,
     evaluate(clock)
     assert open_incidents() == [], "a scheduler that never ran is shown by the portal, not alerted"
 
-    lease.acquire("host:1:abc", now=lease.database_now() - timedelta(minutes=6))
+    lease.acquire("host:1:abc", now=server_time.database_now() - timedelta(minutes=6))
     evaluate(clock)
     incident = only_open(rules.SCHEDULER_DOWN)
     assert incident.severity == "critical" and "has not renewed its lease since" in incident.message

@@ -25,7 +25,7 @@ class Refused(Exception):
 
 
 @pytest.fixture
-def context(app, clock):
+def context(app, database_clock):
     with app.app_context():
         yield app
 
@@ -289,6 +289,23 @@ def test_a_job_whose_lease_expired_is_claimed_again(context, clock):
     assert states() == [JOB_RUNNING]
     assert queue.complete(again)
     assert all_jobs() == []
+
+
+def test_a_host_whose_clock_runs_ahead_cannot_take_a_job_another_host_still_holds(context, monkeypatch):
+    from app.database import server_time
+
+    context.config["JOB_LEASE_SECONDS"] = 60
+    database = server_time.database_now()  # frozen: `context` makes it follow the test's clock
+    monkeypatch.setattr(server_time, "database_now", lambda: database)
+    enqueued("room-1", run_at=database - timedelta(hours=1))
+    slow_host = queue.claim("slow-host:1:a/0", now=database - timedelta(minutes=5))
+    assert slow_host is not None
+
+    # Five minutes ahead of the slow host, this one thinks the lease long expired;
+    # on the database's clock it has a minute to go.
+    assert queue.claim("fast-host:2:b/0", now=database) is None
+    assert queue.extend_lease(slow_host)
+    assert all_jobs()[0].lease_expires_at == database + timedelta(seconds=60)
 
 
 def test_extending_a_lease_keeps_the_job_ours(context, clock):

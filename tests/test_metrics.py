@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.alerts import incidents
+from app.database import server_time
 from app.extensions import db
 from app.graph.errors import GraphForbidden
 from app.jobs import queue
@@ -187,7 +188,7 @@ def test_database_gauges_are_read_at_scrape_time(app, client, world, clock):
         queue.enqueue("some_kind", "1", run_at=clock.now - timedelta(minutes=3))
         db.session.commit()
         incidents.evaluate(clock.now)
-        lease.acquire("host:1:abc", now=lease.database_now() - timedelta(seconds=30))
+        lease.acquire("host:1:abc", now=server_time.database_now() - timedelta(seconds=30))
     samples = scrape(client)
 
     assert value(samples, "ireserve_jobs", state="due") == 1

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.database import server_time
 from app.extensions import db
 from app.scheduler import lease
 
@@ -74,7 +75,7 @@ def test_release_hands_over_at_once_and_only_by_the_holder(context):
 
 def test_the_database_clock_is_used_when_no_time_is_given(context):
     before = datetime.now(UTC)
-    now = lease.database_now()
+    now = server_time.database_now()
     assert now.tzinfo is not None
     assert abs(now - before) < timedelta(seconds=5)
 

@@ -163,7 +163,7 @@ def test_the_lease_passes_to_the_other_runner_when_its_holder_stops(app):
         second.stop()
 
 
-def test_a_job_whose_worker_died_is_run_again(app, clock, echo):
+def test_a_job_whose_worker_died_is_run_again(app, clock, database_clock, echo):
     app.config["JOB_LEASE_SECONDS"] = 60
     enqueue(app, "room-1")
     with app.app_context():
@@ -179,7 +179,9 @@ def test_a_job_whose_worker_died_is_run_again(app, clock, echo):
     assert [call[0] for call in echo.calls] == ["room-1"]
 
 
-def test_a_job_cut_off_at_shutdown_stays_claimed_and_runs_again_after_its_lease(app, clock, echo, caplog):
+def test_a_job_cut_off_at_shutdown_stays_claimed_and_runs_again_after_its_lease(
+    app, clock, database_clock, echo, caplog
+):
     app.config["JOB_LEASE_SECONDS"] = 60
     echo.block = True
     enqueue(app, "room-1")
@@ -351,3 +353,88 @@ def test_a_rolled_back_enqueue_wakes_nobody(app):
         queue.enqueue(ECHO, "kept")
         db.session.commit()
     assert wakeup.nudges() == before + 1
+
+
+def test_a_graph_that_stalls_longer_than_every_lease_lapses_none_and_runs_nothing_twice(app, world, monkeypatch):
+    """Scaled down from two minutes: Graph answers each request after STALL seconds, longer
+    than the scheduler lease and the job lease; renewals and a sync are due at once."""
+    import json as jsonlib
+
+    import responses
+
+    from app import clock as app_clock
+    from app.graph import tokens
+    from app.jobs.handlers import enqueue_link_sync
+    from app.subscriptions import jobs as subscription_jobs
+    from tests.sync_helpers import GRAPH, delta_url, graph_client, make_room_link, page
+
+    stall = 2.5
+    app.config["JOB_LEASE_SECONDS"] = 1
+    monkeypatch.setattr(subscription_jobs, "graph_client_for", lambda integration: graph_client(max_attempts=1))
+    monkeypatch.setattr(tokens, "graph_client_for", lambda integration: graph_client(max_attempts=1))
+    with app.app_context():
+        link = make_room_link(world)
+        link.subscription_id = "sub-1"
+        link.subscription_expires_at = app_clock.utcnow() + timedelta(hours=1)  # due for renewal
+        enqueue_link_sync(link.id)
+        db.session.commit()
+
+    calls = {"batch": 0, "delta": 0}
+    ticks_during_stall = []
+
+    def stalled(kind, body):
+        def answer(request):
+            calls[kind] += 1
+            started = time.monotonic()
+            while time.monotonic() - started < stall:
+                time.sleep(0.25)
+                ticks_during_stall.append(last_tick(app))
+            return 200, {}, jsonlib.dumps(body(request))
+
+        return answer
+
+    def renewed(request):
+        items = jsonlib.loads(request.body)["requests"]
+        return {"responses": [{"id": item["id"], "status": 200, "body": {}} for item in items]}
+
+    renewal = PeriodicJob("renew_subscriptions", timedelta(seconds=0.2), subscription_jobs.renew_subscriptions)
+    settings = {"tick_seconds": 0.1, "lease_seconds": 1.0, "periodic_jobs": [renewal], "workers": 2}
+    first = make_runner(app, holder_id="host:1:a", **settings)
+    second = make_runner(app, holder_id="host:2:b", **settings)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.POST, f"{GRAPH}/$batch", callback=stalled("batch", renewed))
+        mock.add_callback(
+            responses.GET,
+            delta_url("room-a@contoso.example"),
+            callback=stalled("delta", lambda request: page([], delta_link=f"{GRAPH}/delta?$deltatoken=x")),
+        )
+        first.start()
+        wait_until(lambda: lease_holder(app) == "host:1:a")
+        acquired_at = lease_row(app).acquired_at
+        second.start()
+        try:
+            wait_until(lambda: calls["batch"] >= 1 and calls["delta"] >= 1 and jobs(app) == [], timeout=20)
+            time.sleep(1.5)  # time enough for a lapsed lease to be taken over
+        finally:
+            first.stop()
+            second.stop()
+
+    assert calls == {"batch": 1, "delta": 1}, "a job or a periodic renewal ran twice"
+    assert lease_row(app).acquired_at == acquired_at, "the scheduler lease changed hands during the stall"
+    assert len(set(ticks_during_stall)) >= 3, "the heartbeat stopped while Graph stalled"
+
+
+def lease_row(app):
+    with app.app_context():
+        row = lease.current()
+        db.session.expunge_all()
+        db.session.remove()
+        return row
+
+
+def last_tick(app):
+    with app.app_context():
+        row = lease.current()
+        value = row.last_tick_at if row else None
+        db.session.remove()
+        return value

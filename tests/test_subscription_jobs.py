@@ -116,6 +116,13 @@ def test_periodic_renewal_batches_and_requeues_forgotten_subscriptions(app, worl
     graph.add_callback(responses.POST, f"{GRAPH}/$batch", callback=answer, content_type="application/json")
     with app.app_context():
         assert subscription_jobs.renew_subscriptions(clock.now) == 25
+    # The scheduler's periodic run only queues; the renewal job does the Graph work.
+    assert len(graph.calls) == 0
+    assert jobs(app) == [("renew_integration_subscriptions", str(first.integration_id), "queued")]
+    with app.app_context():
+        subscription_jobs.run_renew_integration(str(first.integration_id), {})
+        db.session.execute(db.delete(Job).where(Job.kind == "renew_integration_subscriptions"))
+        db.session.commit()
     assert len(graph.calls) == 2  # 25 renewals in two requests
     assert jobs(app) == [("recreate_subscription", str(forgotten_id), "queued")]
     with app.app_context():

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from app.clock import utc_to_local
+from app.database import server_time
 from app.extensions import db
 from app.jobs import queue
 from app.jobs.handlers import SYNC_LINK
@@ -361,7 +362,7 @@ def heartbeat_age(row=None):
     row = row or lease.current()
     if row is None or row.last_tick_at is None:
         return None
-    return lease.database_now() - row.last_tick_at
+    return server_time.database_now() - row.last_tick_at
 
 
 RULES = (

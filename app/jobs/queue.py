@@ -10,9 +10,11 @@ Rules the functions below keep, enforced by the database rather than by luck:
 - **One run per key.** A second partial unique index allows one `running` job per
   (kind, key); `claim` skips keys that have one.
 - **Leases.** A claimed job carries `lease_expires_at`; a job whose worker died is claimed
-  again once its lease has passed. The runner extends the leases of jobs it is still
-  running. Job times use `app.clock.utcnow()` of the host; hosts are expected to keep
-  NTP time, and leases are minutes long, far beyond any realistic skew.
+  again once its lease has passed. The runner's heartbeat extends the leases of jobs it
+  is still running. Leases are set and compared on the database's clock
+  (`app.database.server_time`), like the scheduler lease, so hosts whose clocks disagree
+  never take each other's running jobs; when a job is due (`run_at`) follows the host's
+  clock, `app.clock.utcnow()`.
 - **Bounded retries.** Transient failures wait 30 s, 1 min, 2 min, ... (at most an hour,
   at least any Retry-After the error carries, plus up to 10 % jitter) and are parked as
   `failed` after `JOB_MAX_ATTEMPTS` claims. Errors that declare ``is_transient = False``
@@ -39,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import clock
+from app.database import server_time
 from app.database.column_types import UTCDateTime
 from app.extensions import db
 from app.jobs import wakeup
@@ -198,27 +201,28 @@ def claim(worker_id, kinds=None, *, now=None):
     a process never takes work it has no handler for. Commits.
     """
     now = now or clock.utcnow()
+    lease_now = server_time.database_now()
     passed_over = set()
     for _ in range(RACE_ROUNDS):
-        candidate = db.session.scalar(_candidate_query(kinds, now, passed_over))
+        candidate = db.session.scalar(_candidate_query(kinds, now, lease_now, passed_over))
         if candidate is None:
             db.session.commit()
             return None
         passed_over.add(candidate.id)
         if candidate.state == JOB_RUNNING and candidate.attempts >= max_attempts():
-            _park_abandoned(candidate, now)
+            _park_abandoned(candidate, now, lease_now)
             continue
-        claimed = _take(candidate, worker_id, now)
+        claimed = _take(candidate, worker_id, now, lease_now)
         if claimed is not None:
             return claimed
     return None
 
 
-def _candidate_query(kinds, now, passed_over):
+def _candidate_query(kinds, now, lease_now, passed_over):
     running = aliased(Job)
     key_is_running = exists().where(running.kind == Job.kind, running.key == Job.key, running.state == JOB_RUNNING)
     due = and_(Job.state == JOB_QUEUED, Job.run_at <= now, ~key_is_running)
-    abandoned = and_(Job.state == JOB_RUNNING, Job.lease_expires_at <= now)
+    abandoned = and_(Job.state == JOB_RUNNING, Job.lease_expires_at <= lease_now)
     query = select(Job).where(or_(due, abandoned)).order_by(Job.run_at, Job.id).limit(1)
     if kinds is not None:
         query = query.where(Job.kind.in_(list(kinds)))
@@ -230,14 +234,14 @@ def _candidate_query(kinds, now, passed_over):
     return query.execution_options(populate_existing=True)
 
 
-def _take(candidate, worker_id, now):
+def _take(candidate, worker_id, now, lease_now):
     """Mark the candidate running, provided it is still exactly as it was read."""
     seen = candidate  # read only before the commit below, which expires it
     abandoned = seen.state == JOB_RUNNING
-    lease_until = now + timedelta(seconds=lease_seconds())
+    lease_until = lease_now + timedelta(seconds=lease_seconds())
     statement = update(Job).where(Job.id == seen.id, Job.state == seen.state, Job.attempts == seen.attempts)
     if abandoned:
-        statement = statement.where(Job.lease_expires_at <= now)
+        statement = statement.where(Job.lease_expires_at <= lease_now)
     else:
         statement = statement.where(Job.run_at <= now)
     statement = statement.values(
@@ -270,14 +274,14 @@ def _take(candidate, worker_id, now):
     return claimed
 
 
-def _park_abandoned(candidate, now):
+def _park_abandoned(candidate, now, lease_now):
     result = db.session.execute(
         update(Job)
         .where(
             Job.id == candidate.id,
             Job.state == JOB_RUNNING,
             Job.attempts == candidate.attempts,
-            Job.lease_expires_at <= now,
+            Job.lease_expires_at <= lease_now,
         )
         .values(
             state=JOB_FAILED,
@@ -395,13 +399,12 @@ def _park(job, message, now):
     return JOB_FAILED
 
 
-def extend_lease(job, *, now=None):
+def extend_lease(job):
     """Push the lease of a job still running here forward; False if it is no longer ours. Commits."""
-    now = now or clock.utcnow()
     result = db.session.execute(
         update(Job)
         .where(_still_ours(job))
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds()))
+        .values(lease_expires_at=server_time.database_now() + timedelta(seconds=lease_seconds()))
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

@@ -14,13 +14,14 @@ compare times accept `now` so tests can drive the clock.
 import os
 import secrets
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import case, literal, or_, select, text, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app.database import server_time
 from app.database.column_types import UTCDateTime
 from app.extensions import db
 from app.models.job import SchedulerLease
@@ -34,28 +35,12 @@ def make_holder_id():
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def database_now():
-    """The database server's current time as an aware UTC datetime.
-
-    SQLite runs inside this process, so its clock is this host's clock.
-    """
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # clock_timestamp(), not now(): now() stands still for the whole transaction.
-        value = db.session.scalar(text("SELECT clock_timestamp()"))
-        return value.astimezone(UTC)
-    if dialect == "sqlite":
-        value = db.session.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return datetime.now(UTC)
-
-
 def acquire(holder_id, *, now=None, ttl=None, name=LEASE_NAME):
     """Take or keep the lease: succeeds when it is free, expired, or held by `holder_id` already.
 
     Extends the lease to `now + ttl` and records `now` as the holder's last tick. Commits.
     """
-    now = now or database_now()
+    now = now or server_time.database_now()
     expires_at = now + _ttl(ttl)
     at_now = literal(now, UTCDateTime())
     taken = db.session.execute(
@@ -100,7 +85,7 @@ def _create(name, holder_id, now, expires_at):
 
 def renew(holder_id, *, now=None, ttl=None, name=LEASE_NAME):
     """Extend a lease `holder_id` still holds; False once it has expired or changed hands. Commits."""
-    now = now or database_now()
+    now = now or server_time.database_now()
     renewed = db.session.execute(
         update(SchedulerLease)
         .where(SchedulerLease.name == name, SchedulerLease.holder == holder_id, SchedulerLease.expires_at > now)
@@ -133,7 +118,7 @@ def is_held(lease_row, *, now=None):
     """Whether the row names a holder whose lease has not expired."""
     if lease_row is None or lease_row.holder is None or lease_row.expires_at is None:
         return False
-    return lease_row.expires_at > (now or database_now())
+    return lease_row.expires_at > (now or server_time.database_now())
 
 
 def _ttl(ttl):

@@ -1,10 +1,12 @@
-"""The scheduler runner: one loop thread plus a small pool of job threads in each process.
+"""The scheduler runner: a heartbeat thread, a loop thread and a small pool of job threads per process.
 
-The loop thread drives a `schedule.Scheduler` of its own. Every tick it takes or renews
-the scheduler lease and extends the leases of jobs running here; only while it holds the
-scheduler lease does it run the periodic jobs, one after another in this one thread, so a
-periodic job never overlaps itself (and, the lease being single, never runs in two
-processes). Periodic jobs only enqueue work and must stay well below the lease TTL.
+The heartbeat thread does nothing but keep leases alive: every tick it takes or renews
+the scheduler lease and extends the leases of the jobs running here, so neither lapses
+however long a job or a periodic run waits on Graph. The loop thread drives a
+`schedule.Scheduler` of its own; only while this process holds the scheduler lease does
+it run the periodic jobs, one after another in this one thread, so a periodic job never
+overlaps itself (and, the lease being single, never runs in two processes). Periodic
+jobs only read the database and enqueue jobs; whatever talks to Graph runs as a job.
 
 Every process, lease holder or not, runs `JOB_WORKERS` job threads that claim and run
 queued jobs, so sync work spreads over all instances. Each claim and each job runs in its
@@ -68,6 +70,8 @@ class Runner:
         self._stop = threading.Event()
         self._scheduler = schedule.Scheduler()
         self._loop_thread = None
+        self._heartbeat_thread = None
+        self._heartbeat_stop = threading.Event()
         self._job_threads = []
         self._running_jobs = {}
         self._running_lock = threading.Lock()
@@ -85,16 +89,17 @@ class Runner:
             if periodic.empty_slots():
                 log.info("Periodic slots without a job yet: %s", ", ".join(periodic.empty_slots()))
         self._kinds = handlers.load_handlers()
-        self._scheduler.every(self.tick_seconds).seconds.do(self._tick)
         for job in self.periodic_jobs:
             self._scheduler.every(job.every.total_seconds()).seconds.do(self._run_periodic, job)
 
         # Daemon threads: a job cut off at exit must not keep the process alive; its lease covers it.
+        self._heartbeat_thread = threading.Thread(target=self._beat, name="scheduler-heartbeat", daemon=True)
         self._loop_thread = threading.Thread(target=self._loop, name="scheduler-loop", daemon=True)
         self._job_threads = [
             threading.Thread(target=self._work, args=(slot,), name=f"job-worker-{slot}", daemon=True)
             for slot in range(self.workers)
         ]
+        self._heartbeat_thread.start()
         self._loop_thread.start()
         for thread in self._job_threads:
             thread.start()
@@ -122,6 +127,10 @@ class Runner:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self._loop_thread is not None:
             self._loop_thread.join(max(0.0, deadline - time.monotonic()) + self.tick_seconds)
+        # Only now: the heartbeat kept the leases of finishing jobs alive during the grace period.
+        self._heartbeat_stop.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(self.tick_seconds + 5)
         cut_off = self.running_jobs()
         for job in cut_off:
             log.warning("Job %s %s:%s cut off at shutdown; it runs again after its lease", job.id, job.kind, job.key)
@@ -159,36 +168,19 @@ class Runner:
         with self._running_lock:
             return list(self._running_jobs.values())
 
-    # -- the loop thread ----------------------------------------------------------------
+    # -- the heartbeat thread -------------------------------------------------------------
 
-    def _loop(self):
+    def _beat(self):
         self._tick()
-        while not self._stop.is_set():
-            self._scheduler.run_pending()
-            idle = self._scheduler.idle_seconds
-            self._stop.wait(min(max(idle if idle is not None else self.tick_seconds, 0.01), self.tick_seconds))
+        while not self._heartbeat_stop.wait(self.tick_seconds):
+            self._tick()
 
     def _tick(self):
-        """Take or renew the lease; extend the leases of the jobs running here."""
-        if self._stop.is_set():
-            # Stopping: never take the lease back after `stop` released it.
-            return
+        """Take or renew the scheduler lease (unless stopping); extend the leases of the jobs running here."""
         with self.app.app_context():
-            try:
-                asked_at = time.monotonic()
-                if lease.acquire(self.holder_id, ttl=self.lease_seconds):
-                    if not self.is_leader:
-                        log.info("Scheduler runner %s now holds the scheduler lease", self.holder_id)
-                    # Measured from before the request, minus one tick, so we stop acting
-                    # as holder before the database could consider the lease expired.
-                    self._leader_until = asked_at + self.lease_seconds - self.tick_seconds
-                else:
-                    self._leader_until = 0.0
-            except Exception:
-                db.session.rollback()
-                log.exception("Scheduler lease could not be renewed")
-            finally:
-                db.session.remove()
+            if not self._stop.is_set():
+                # Stopping: never take the lease back after `stop` released it.
+                self._renew_scheduler_lease()
             for job in self.running_jobs():
                 try:
                     queue.extend_lease(job)
@@ -197,6 +189,31 @@ class Runner:
                     log.exception("Lease of job %s could not be extended", job.id)
                 finally:
                     db.session.remove()
+
+    def _renew_scheduler_lease(self):
+        try:
+            asked_at = time.monotonic()
+            if lease.acquire(self.holder_id, ttl=self.lease_seconds):
+                if not self.is_leader:
+                    log.info("Scheduler runner %s now holds the scheduler lease", self.holder_id)
+                # Measured from before the request, minus one tick, so we stop acting
+                # as holder before the database could consider the lease expired.
+                self._leader_until = asked_at + self.lease_seconds - self.tick_seconds
+            else:
+                self._leader_until = 0.0
+        except Exception:
+            db.session.rollback()
+            log.exception("Scheduler lease could not be renewed")
+        finally:
+            db.session.remove()
+
+    # -- the loop thread ----------------------------------------------------------------
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self._scheduler.run_pending()
+            idle = self._scheduler.idle_seconds
+            self._stop.wait(min(max(idle if idle is not None else self.tick_seconds, 0.01), self.tick_seconds))
 
     def _run_periodic(self, job):
         # `schedule` does not catch exceptions: one failing job must not end the loop.

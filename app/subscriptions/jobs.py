@@ -6,6 +6,7 @@ happens inside a portal request; the portal queues a job and the job pool does t
 
 import logging
 
+from app import clock
 from app.extensions import db
 from app.graph.client import BatchRequest
 from app.graph.errors import GraphError
@@ -23,6 +24,7 @@ SUBSCRIBE_LINK = "subscribe_link"
 RENEW_SUBSCRIPTION = "renew_subscription"
 RECREATE_SUBSCRIPTION = "recreate_subscription"
 DELETE_SUBSCRIPTION = "delete_subscription"
+RENEW_INTEGRATION_SUBSCRIPTIONS = "renew_integration_subscriptions"
 
 
 def activate_link(link_id):
@@ -111,26 +113,32 @@ def _with_active_link(key, action):
 
 @periodic("renew_subscriptions")
 def renew_subscriptions(now):
-    """Renew every subscription within two days of expiry, one `$batch` per 20 links.
+    """Queue one renewal job per integration that has subscriptions within two days of expiry.
 
-    Returns the number of links renewed or queued for re-creation. Commits.
+    Returns the number of links due. Commits. The renewals themselves talk to Graph, so they
+    run on the job threads (`run_renew_integration`), never on the scheduler's loop.
     """
     due = lifecycle.links_due_for_renewal(now)
-    by_integration = {}
-    for link in due:
-        by_integration.setdefault(link.integration_id, []).append(link)
-    for links in by_integration.values():
-        integration = links[0].integration
-        try:
-            gone = lifecycle.renew_batch(links, graph_client_for(integration))
-        except (GraphError, TokenError) as error:
-            db.session.rollback()
-            log.warning("Renewing subscriptions of integration %s failed: %s", integration.id, error)
-            continue
-        for link in gone:
-            queue.enqueue(RECREATE_SUBSCRIPTION, str(link.id))
-        db.session.commit()
+    for integration_id in sorted({link.integration_id for link in due}):
+        queue.enqueue(RENEW_INTEGRATION_SUBSCRIPTIONS, str(integration_id))
+    db.session.commit()
     return len(due)
+
+
+@handler(RENEW_INTEGRATION_SUBSCRIPTIONS)
+def run_renew_integration(key, payload):
+    """Renew the integration's subscriptions that are due, one `$batch` per 20 links.
+
+    A subscription Graph no longer knows is queued for re-creation. A Graph or token
+    failure fails the job, which the queue retries with backoff.
+    """
+    links = lifecycle.links_due_for_renewal(clock.utcnow(), integration_id=int(key))
+    if not links:
+        return
+    gone = lifecycle.renew_batch(links, graph_client_for(links[0].integration))
+    for link in gone:
+        queue.enqueue(RECREATE_SUBSCRIPTION, str(link.id))
+    db.session.commit()
 
 
 @periodic("create_missing_subscriptions")

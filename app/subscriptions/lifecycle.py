@@ -134,14 +134,15 @@ def delete_remote(client, subscription_id):
         pass  # already gone: exactly what was wanted
 
 
-def links_due_for_renewal(now):
-    """Enabled links of connected integrations whose subscription expires within two days."""
-    return db.session.scalars(
-        _active_links().where(
-            CalendarLink.subscription_id.is_not(None),
-            CalendarLink.subscription_expires_at < now + RENEW_WITHIN,
-        )
-    ).all()
+def links_due_for_renewal(now, integration_id=None):
+    """Enabled links of connected integrations (or of the one given) whose subscription expires within two days."""
+    query = _active_links().where(
+        CalendarLink.subscription_id.is_not(None),
+        CalendarLink.subscription_expires_at < now + RENEW_WITHIN,
+    )
+    if integration_id is not None:
+        query = query.where(CalendarLink.integration_id == integration_id)
+    return db.session.scalars(query).all()
 
 
 def links_missing_a_subscription(now):
