@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
+from app.database.booking_locks import lock_objects_for_booking
 from app.database.bulk import insert_rows
 from app.database.quick_commit import commit_without_waiting_for_the_disk
 from app.extensions import db
@@ -258,7 +259,12 @@ class _LinkSync:
         # Graph calls happen before the first write of the batch: no transaction is held
         # open while Graph answers, so a token renewal never waits on our own lock.
         current = self._current_state_of_removed(events, lookups)
-        lookups.prepare_overlaps(self.context.object_id, self._spans(events, current))
+        spans = self._spans(events, current)
+        if spans:
+            # Held until the page commits: a portal or API save of the object waits, and
+            # the page's overlap decisions read and write the object's bookings alone.
+            lock_objects_for_booking(db.session, self.context.object_id)
+        lookups.prepare_overlaps(self.context.object_id, spans)
         for event in events:
             self._handle(event, lookups, current)
 
