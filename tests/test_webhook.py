@@ -127,6 +127,82 @@ def test_bad_input_gets_a_4xx_with_a_reason(client, rooms, body, content_type, s
     assert reason in response.json["error"]
 
 
+ENDPOINTS = ["/webhooks/graph", "/webhooks/graph/lifecycle"]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("depth", [1000, 100_000])
+def test_a_body_nested_too_deeply_is_refused_with_a_reason(app, client, rooms, path, depth):
+    body = '{"value": [' + "[" * depth + "]" * depth + "]}"
+    response = client.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json["error"]
+    assert queued_syncs(app) == []
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_lone_surrogate_in_a_subscription_id_is_malformed_and_the_rest_still_routes(app, client, rooms, path):
+    # json.dumps writes the escape "\ud800", which json.loads turns back into a lone surrogate.
+    items = [notification("\ud800", SECRET_A, lifecycleEvent="missed"), notification("sub-b", SECRET_B)]
+    response = post(client, items, path=path)
+    assert response.status_code == 202
+    assert (response.json["malformed"], response.json["accepted"]) == (1, 1)
+    expected = [("sync_link", str(rooms["b"]))] if path.endswith("graph") else []
+    assert queued_syncs(app) == expected
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_lone_surrogate_in_a_client_state_is_malformed_and_the_rest_still_routes(app, client, rooms, path):
+    items = [notification("sub-a", "\udfff", lifecycleEvent="missed"), notification("sub-b", SECRET_B)]
+    response = post(client, items, path=path)
+    assert response.status_code == 202
+    assert (response.json["malformed"], response.json["accepted"]) == (1, 1)
+    expected = [("sync_link", str(rooms["b"]))] if path.endswith("graph") else []
+    assert queued_syncs(app) == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"subscriptionId": 12345},
+        {"subscriptionId": ["sub-a"]},
+        {"subscriptionId": {"id": "sub-a"}},
+        {"subscriptionId": True},
+        {"subscriptionId": "sub-a" + "x" * 10_000},
+        {"subscriptionId": "sub-a\x00"},  # PostgreSQL cannot hold a NUL character
+        {"clientState": 12345},
+        {"clientState": [SECRET_A]},
+        {"clientState": SECRET_A + "x" * 10_000},
+        {"lifecycleEvent": ["missed"]},
+        {"lifecycleEvent": "missed\udc80"},
+    ],
+    ids=lambda fields: ",".join(fields),
+)
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_an_item_with_a_field_that_cannot_be_handled_is_malformed_and_changes_nothing(app, client, rooms, path, fields):
+    bad = {**notification("sub-a", SECRET_A, lifecycleEvent="missed"), **fields}
+    response = post(client, [bad, notification("sub-b", SECRET_B, lifecycleEvent="missed")], path=path)
+    assert response.status_code == 202
+    assert response.json == {
+        "accepted": 1,
+        "rejected": 1,
+        "unknown_subscription": 0,
+        "wrong_client_state": 0,
+        "malformed": 1,
+    }
+    assert queued_syncs(app) == [("sync_link", str(rooms["b"]))]
+    with app.app_context():
+        assert db.session.get(CalendarLink, rooms["a"]).last_notification_at is None
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+def test_a_validation_token_that_is_not_utf8_gets_a_4xx_with_a_reason(client, path):
+    # A raw 0xFF byte in the request line, as a WSGI server hands it over (one character per byte).
+    response = client.post(path, environ_overrides={"QUERY_STRING": "validationToken=\xff"})
+    assert response.status_code == 400
+    assert "UTF-8" in response.json["error"]
+
+
 def test_an_oversized_body_is_refused(app, client, rooms):
     app.config["WEBHOOK_MAX_BYTES"] = 1000
     response = post(client, [notification("sub-a", SECRET_A, padding="x" * 2000)])

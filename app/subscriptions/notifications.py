@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 # notification would make every notification of a busy room contend for its row.
 NOTIFIED_AT_RESOLUTION = timedelta(minutes=1)
 
+# The fields of a notification this code reads. clientState and lifecycleEvent may be absent.
+READ_FIELDS = ("subscriptionId", "clientState", "lifecycleEvent")
+# Graph allows a clientState of up to 255 characters and its ids are far shorter: a longer
+# value is no notification of ours, and would only cost time to compare.
+MAX_FIELD_CHARS = 255
+
 
 @dataclass
 class Outcome:
@@ -53,19 +59,15 @@ class Outcome:
 def route_notifications(items, on_valid=None):
     """Accept each item whose subscription and clientState check out; `on_valid(link, item)` if given.
 
-    Items are judged one by one: a forged or stale item never spoils the rest of the batch.
-    The links are `routing.Route`s, not loaded models.
+    Items are judged one by one: a forged, stale or malformed item never spoils the rest of
+    the batch. The links are `routing.Route`s, not loaded models.
     """
-    outcome = Outcome()
-    subscription_ids = {
-        str(item["subscriptionId"]) for item in items if isinstance(item, dict) and item.get("subscriptionId")
-    }
+    usable = [item for item in items if _well_formed(item)]
+    outcome = Outcome(malformed=len(items) - len(usable))
+    subscription_ids = {item["subscriptionId"] for item in usable}
     links = routing.routes().lookup(subscription_ids) if subscription_ids else {}
-    for item in items:
-        if not isinstance(item, dict) or not item.get("subscriptionId"):
-            outcome.malformed += 1
-            continue
-        link = links.get(str(item["subscriptionId"]))
+    for item in usable:
+        link = links.get(item["subscriptionId"])
         if link is None:
             outcome.unknown_subscription += 1
             continue
@@ -86,6 +88,25 @@ def route_notifications(items, on_valid=None):
             outcome.malformed,
         )
     return outcome
+
+
+def _well_formed(item):
+    """Whether `item` is an object with a subscriptionId, and every field read from it is usable text."""
+    if not isinstance(item, dict) or not item.get("subscriptionId"):
+        return False
+    return all(item.get(name) is None or _usable_text(item[name]) for name in READ_FIELDS)
+
+
+def _usable_text(value):
+    """Whether `value` is a string that can be compared, encoded as UTF-8 and bound in a query."""
+    # PostgreSQL refuses a NUL character even as a query parameter.
+    if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which a JSON escape such as "\ud800" can carry
+        return False
+    return True
 
 
 def queue_syncs(outcome):
