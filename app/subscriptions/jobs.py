@@ -75,12 +75,25 @@ def unsubscribe_all(integration):
 
 @handler(SUBSCRIBE_LINK)
 def run_subscribe(key, payload):
-    _with_active_link(key, lifecycle.subscribe)
+    _with_active_link(key, _subscribe_then_sync)
 
 
 @handler(RECREATE_SUBSCRIPTION)
 def run_recreate(key, payload):
-    _with_active_link(key, lifecycle.subscribe)
+    _with_active_link(key, _subscribe_then_sync)
+
+
+def _subscribe_then_sync(link, client):
+    """Create the link's subscription and, in the same commit as its id, queue a sync of the link.
+
+    Graph notifies a new subscription as soon as it has validated it, before the create
+    call returns, so the first notifications name an id not stored yet and cannot be
+    routed. The sync, which can only start once the id is stored, catches what they
+    announced and whatever changed since the link's last sync (coalesced with a sync
+    still pending).
+    """
+    lifecycle.subscribe(link, client)
+    enqueue_link_sync(link.id)
 
 
 @handler(RENEW_SUBSCRIPTION)
