@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 from app.extensions import db
+from app.jobs import handlers, queue
 from app.models import AuditEntry, CalendarLink, Integration, Job
 
 TENANT = "contoso.onmicrosoft.com"
@@ -58,3 +59,22 @@ def audit_entries(integration_id=None):
     if integration_id is not None:
         query = query.where(AuditEntry.integration_id == integration_id)
     return [tuple(row) for row in db.session.execute(query)]
+
+
+def run_queued_jobs(*kinds):
+    """Run every due job of `kinds` as the job pool would (handler, then complete or fail); return their outcomes.
+
+    The outcome of a job, by (kind, key), is "done" or the state `queue.fail` left it in.
+    """
+    handlers.load_handlers()
+    outcomes = {}
+    while (job := queue.claim("test-worker", list(kinds))) is not None:
+        try:
+            handlers.handler_for(job.kind)(job.key, job.payload)
+        except Exception as error:  # noqa: BLE001 - the queue decides, as in the runner
+            db.session.rollback()
+            outcomes[(job.kind, job.key)] = queue.fail(job, error)
+        else:
+            queue.complete(job)
+            outcomes[(job.kind, job.key)] = "done"
+    return outcomes

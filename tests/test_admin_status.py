@@ -415,14 +415,13 @@ def test_the_overview_is_for_support_only(login, world):
 
 
 def test_connecting_and_disconnecting_are_recorded(app, login, world, mocked):
-    from tests.test_oauth_delegated import CALLBACK, add_integration, register_code_exchange, register_me, start_connect
+    from tests.test_oauth_delegated import CALLBACK, add_integration, register_code_exchange, start_connect
 
     with app.app_context():
         integration_id = add_integration(world)
     client = login(world.a.admin)
     params = start_connect(client, world, integration_id)
     register_code_exchange(mocked)
-    register_me(mocked)
     assert client.get(CALLBACK, query_string={"code": "code-1", "state": params["state"]}).status_code == 302
     client.post(f"/orgs/{world.a.org}/integrations/{integration_id}/disconnect")
     with app.app_context():

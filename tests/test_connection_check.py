@@ -1,4 +1,4 @@
-"""Application mode: Test connection per room, the minimal room rows, and isolation of the new routes."""
+"""Application mode: Test connection per room (a job, its stored report), the minimal room rows, and isolation."""
 
 import json
 from types import SimpleNamespace
@@ -6,9 +6,11 @@ from types import SimpleNamespace
 import pytest
 import responses
 
+from app.connection import check
 from app.extensions import db
 from app.graph.paths import mailbox_path
-from app.models import BookableObject, CalendarLink, Integration, SyncLogEntry
+from app.models import BookableObject, CalendarLink, Integration, IntegrationReport, SyncLogEntry
+from tests.admin_helpers import run_queued_jobs
 
 TENANT = "contoso.onmicrosoft.com"
 TOKEN_URL = f"https://login.test/{TENANT}/oauth2/v2.0/token"
@@ -89,6 +91,22 @@ def row_of(page, mailbox):
     return page[start : page.index("</tr>", start)]
 
 
+REFRESH = '<meta http-equiv="refresh" content="3">'
+
+
+def connection_tested(app, client, base):
+    """Press Test connection, let the queued job run as the job pool would, and return the report page."""
+    clicked = client.post(base + "/test")
+    assert clicked.status_code == 302 and clicked.headers["Location"] == base + "/test"
+    integration_id = base.rsplit("/", 1)[1]
+    with app.app_context():
+        assert run_queued_jobs(check.CONNECTION_TEST) == {(check.CONNECTION_TEST, integration_id): "done"}
+    page = client.get(base + "/test")
+    assert page.status_code == 200
+    assert REFRESH not in page.get_data(as_text=True)
+    return page
+
+
 # --- Test connection ---------------------------------------------------------------------
 
 
@@ -97,9 +115,8 @@ def test_each_enabled_room_gets_its_own_verdict(app, login, world, rooms, mocked
     batches = []
     mocked.add_callback(responses.POST, BATCH_URL, callback=batch_answering(ROOM_ANSWERS.get, batches))
 
-    response = login(world.a.admin).post(rooms.base + "/test")
+    response = connection_tested(app, login(world.a.admin), rooms.base)
 
-    assert response.status_code == 200
     assert len(batches) == 1
     requests_sent = {item["url"]: item for item in batches[0]["requests"]}
     assert set(requests_sent) == {f"/users/{mailbox}/calendar?$select=id" for mailbox in ROOM_ANSWERS}
@@ -129,7 +146,7 @@ def test_three_hundred_rooms_cost_fifteen_batch_requests(app, login, world, mock
     mocked.add_callback(
         responses.POST, BATCH_URL, callback=batch_answering(lambda mailbox: (200, {"id": "c"}), batches)
     )
-    response = login(world.a.admin).post(f"/orgs/{world.a.org}/integrations/{integration_id}/test")
+    response = connection_tested(app, login(world.a.admin), f"/orgs/{world.a.org}/integrations/{integration_id}")
     assert "300 enabled room(s): 300 ok, 0 not found" in response.get_data(as_text=True)
     assert [len(batch["requests"]) for batch in batches] == [20] * 15
 
@@ -145,9 +162,7 @@ def test_a_token_failure_gives_one_clear_message(app, login, world, rooms, mocke
             "error_codes": [7000222],
         },
     )
-    response = login(world.a.admin).post(rooms.base + "/test")
-    page = response.get_data(as_text=True)
-    assert response.status_code == 200
+    page = connection_tested(app, login(world.a.admin), rooms.base).get_data(as_text=True)
     assert "Microsoft issued no token: The client secret has expired (AADSTS7000222)." in page
     assert "room-ok@alpha.example" not in page
     assert len(mocked.calls) == 1  # no $batch without a token
@@ -162,7 +177,7 @@ def test_a_working_token_marks_the_integration_connected(app, login, world, mock
         )
     mocked.add(responses.POST, TOKEN_URL, json=APP_TOKEN)
     client = login(world.a.admin)
-    page = client.post(f"/orgs/{world.a.org}/integrations/{integration_id}/test").get_data(as_text=True)
+    page = connection_tested(app, client, f"/orgs/{world.a.org}/integrations/{integration_id}").get_data(as_text=True)
     assert "No enabled rooms to read yet" in page
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
@@ -186,7 +201,7 @@ def test_connecting_through_the_test_subscribes_rooms_added_before(app, login, w
         callback=batch_answering(lambda mailbox: (200, {"id": "c"}), []),
         content_type="application/json",
     )
-    login(world.a.admin).post(f"/orgs/{world.a.org}/integrations/{integration_id}/test")
+    connection_tested(app, login(world.a.admin), f"/orgs/{world.a.org}/integrations/{integration_id}")
     with app.app_context():
         queued = db.session.execute(db.select(Job.kind, Job.key).where(Job.kind == "subscribe_link")).all()
         assert queued == [("subscribe_link", str(early))]
@@ -199,8 +214,66 @@ def test_delegated_integrations_have_no_connection_test(app, login, world):
     assert "Test connection" not in client.get(f"/orgs/{world.a.org}/integrations/{integration_id}").get_data(
         as_text=True
     )
-    response = client.post(f"/orgs/{world.a.org}/integrations/{integration_id}/test")
-    assert response.status_code == 400
+    assert client.post(f"/orgs/{world.a.org}/integrations/{integration_id}/test").status_code == 400
+    assert client.get(f"/orgs/{world.a.org}/integrations/{integration_id}/test").status_code == 400
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(IntegrationReport)) == 0
+
+
+def test_the_report_page_before_any_test_offers_one_and_does_not_refresh(app, login, world, rooms, mocked):
+    page = login(world.a.admin).get(rooms.base + "/test").get_data(as_text=True)
+    assert "No connection test has run yet." in page
+    assert REFRESH not in page and f'action="{rooms.base}/test"' in page
+    assert len(mocked.calls) == 0
+
+
+def test_a_test_waiting_for_the_job_pool_says_so_and_names_a_missing_scheduler(app, login, world, rooms, mocked):
+    client = login(world.a.admin)
+    client.post(rooms.base + "/test")
+    page = client.get(rooms.base + "/test").get_data(as_text=True)
+    assert "The connection test is queued" in page and REFRESH in page
+    assert "No scheduler is running at the moment" in page
+    assert "Test again" not in page  # no second click while one is pending
+    assert len(mocked.calls) == 0
+
+
+def test_a_test_whose_job_was_parked_says_why_and_stops_refreshing(app, login, world, rooms, mocked, monkeypatch):
+    def broken(integration):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(check, "run_connection_test", broken)
+    app.config["JOB_MAX_ATTEMPTS"] = 1
+    client = login(world.a.admin)
+    client.post(rooms.base + "/test")
+    with app.app_context():
+        assert run_queued_jobs(check.CONNECTION_TEST) == {(check.CONNECTION_TEST, str(rooms.integration)): "failed"}
+    page = client.get(rooms.base + "/test").get_data(as_text=True)
+    assert "The connection test did not finish (RuntimeError" in page
+    assert REFRESH not in page and "Test again" in page
+
+
+def test_a_click_while_a_test_runs_waits_for_the_next_report(app, login, world, rooms, mocked, monkeypatch):
+    mocked.add(responses.POST, TOKEN_URL, json=APP_TOKEN)
+    mocked.add_callback(responses.POST, BATCH_URL, callback=batch_answering(ROOM_ANSWERS.get, []))
+    client = login(world.a.admin)
+    client.post(rooms.base + "/test")
+    first_run = check.run_connection_test
+    pages_meanwhile = []
+
+    def clicked_again_while_running(integration):
+        if not pages_meanwhile:
+            client.post(rooms.base + "/test")
+            pages_meanwhile.append(client.get(rooms.base + "/test").get_data(as_text=True))
+        return first_run(integration)
+
+    monkeypatch.setattr(check, "run_connection_test", clicked_again_while_running)
+    with app.app_context():
+        outcomes = run_queued_jobs(check.CONNECTION_TEST)
+    # The first run answered the click made before it started; the second click got a run of its own.
+    assert list(outcomes.values()) == ["done"]
+    assert "The connection test is running" in pages_meanwhile[0]
+    assert len([call for call in mocked.calls if call.request.url == BATCH_URL]) == 2
+    assert REFRESH not in client.get(rooms.base + "/test").get_data(as_text=True)
 
 
 # --- Room rows ---------------------------------------------------------------------------
@@ -328,6 +401,7 @@ def test_an_admin_gets_404_on_the_new_routes_of_another_organisation(app, login,
             ("post", delegated_base + "/disconnect", None),
             ("post", rooms_base + "/disconnect", None),
             ("post", rooms_base + "/test", None),
+            ("get", rooms_base + "/test", None),
             ("post", rooms_base + "/rooms", {"upn": "planted@beta.example", "object_id": world.b.object}),
             ("get", f"{rooms_base}/rooms/{b_link}/remove", None),
             ("post", f"{rooms_base}/rooms/{b_link}/remove", None),
@@ -354,8 +428,8 @@ def test_support_reaches_the_new_routes_of_every_organisation(app, login, world,
     with app.app_context():
         integration_id = add_application_integration(world.b)
     mocked.add(responses.POST, TOKEN_URL, json=APP_TOKEN)
-    response = login(world.support).post(f"/orgs/{world.b.org}/integrations/{integration_id}/test")
-    assert response.status_code == 200
+    page = connection_tested(app, login(world.support), f"/orgs/{world.b.org}/integrations/{integration_id}")
+    assert "The app got a token from Microsoft." in page.get_data(as_text=True)
 
 
 # --- The mailbox path --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import html
 import json
 import threading
 import time
@@ -21,6 +22,7 @@ from app.graph.tokens import DelegatedTokenProvider, ReconnectRequired, TokenSer
 from app.models import CalendarLink, Integration, OAuthToken, User
 from app.models.job import Job
 from app.oauth.flow import PENDING_KEY
+from tests.admin_helpers import run_queued_jobs
 from tests.conftest import PASSWORD, config_for
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -29,7 +31,6 @@ CLIENT_SECRET = "client-secret-value-Q7w!"
 AUTHORIZE_URL = f"https://login.test/{TENANT}/oauth2/v2.0/authorize"
 TOKEN_URL = f"https://login.test/{TENANT}/oauth2/v2.0/token"
 GRAPH = "https://graph.test/v1.0"
-ME_URL = f"{GRAPH}/me"
 CALLBACK = "/oauth/callback"
 FIXTURES = Path(__file__).parent / "fixtures" / "identity"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -96,10 +97,6 @@ def register_code_exchange(mocked, body=None, status=200):
     mocked.add(responses.POST, TOKEN_URL, json=body or load("token-authorization-code.json"), status=status)
 
 
-def register_me(mocked, body=None):
-    mocked.add(responses.GET, ME_URL, json=body or load("me.json"))
-
-
 def second_client(app, email):
     other = app.test_client()
     response = other.post("/login", data={"email": email, "password": PASSWORD})
@@ -131,7 +128,7 @@ def test_connect_redirects_to_the_authorize_endpoint_with_pkce_and_a_state(app, 
     assert params["client_id"] == CLIENT_ID
     assert params["response_type"] == "code"
     assert params["redirect_uri"] == "https://portal.test/oauth/callback"
-    assert params["scope"] == "offline_access Calendars.ReadWrite User.Read"
+    assert params["scope"] == "openid profile offline_access Calendars.ReadWrite User.Read"
     assert params["response_mode"] == "query"
     assert params["prompt"] == "select_account"
     assert params["code_challenge_method"] == "S256"
@@ -198,7 +195,6 @@ def test_the_whole_round_trip_connects_the_integration(app, login, world, integr
     params = start_connect(client, world, integration_id)
     verifier = pending_sign_ins(client)[params["state"]]["code_verifier"]
     register_code_exchange(mocked)
-    register_me(mocked)
 
     response = client.get(CALLBACK, query_string={"code": "authorization-code-1", "state": params["state"]})
 
@@ -214,8 +210,6 @@ def test_the_whole_round_trip_connects_the_integration(app, login, world, integr
         "redirect_uri": "https://portal.test/oauth/callback",
         "scope": "offline_access Calendars.ReadWrite User.Read",
     }
-    me_request = mocked.calls[1].request
-    assert me_request.headers["Authorization"] == "Bearer delegated-access-token-ONE-4f9c"
 
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
@@ -233,7 +227,8 @@ def test_the_whole_round_trip_connects_the_integration(app, login, world, integr
         # The calendar starts syncing: a subscription and a first sync are queued, not run here.
         queued = db.session.execute(db.select(Job.kind, Job.key).order_by(Job.kind)).all()
         assert queued == [("subscribe_link", str(links[0].id)), ("sync_link", str(links[0].id))]
-        assert len(mocked.calls) == 2  # the code exchange and GET me, nothing else
+        # The account comes from the ID token: the code exchange is the only call out.
+        assert len(mocked.calls) == 1
 
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Connected to Microsoft as Front.Desk@alpha.example." in page
@@ -248,7 +243,6 @@ def test_reconnecting_keeps_one_own_calendar_link(app, login, world, integration
     for attempt in range(2):
         params = start_connect(client, world, integration_id)
         register_code_exchange(mocked)
-        register_me(mocked)
         client.get(CALLBACK, query_string={"code": f"code-{attempt}", "state": params["state"]})
     with app.app_context():
         links = db.session.scalars(db.select(CalendarLink).where(CalendarLink.integration_id == integration_id)).all()
@@ -260,11 +254,10 @@ def test_a_state_is_good_for_one_answer_only(app, login, world, integration_id, 
     client = login(world.a.admin)
     params = start_connect(client, world, integration_id)
     register_code_exchange(mocked)
-    register_me(mocked)
     client.get(CALLBACK, query_string={"code": "code-1", "state": params["state"]})
     replay = client.get(CALLBACK, query_string={"code": "code-1", "state": params["state"]}, follow_redirects=True)
     assert "does not belong to a sign-in started here" in replay.get_data(as_text=True)
-    assert len(mocked.calls) == 2  # no second code exchange
+    assert len(mocked.calls) == 1  # no second code exchange
 
 
 @pytest.mark.parametrize("state", [None, "forged-state-value"])
@@ -391,22 +384,57 @@ def test_a_token_endpoint_outage_during_the_callback_changes_nothing(app, login,
         assert (integration.connection_state, integration.token) == ("not_connected", None)
 
 
-def test_a_failing_me_call_stores_no_token(app, login, world, integration_id, mocked):
+def id_token(**claims):
+    """An ID token as Microsoft issues it (the signature is not read), with the fixture's claims changed by `claims`."""
+    header, payload, signature = load("token-authorization-code.json")["id_token"].split(".")
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    decoded.update(claims)
+    encoded = base64.urlsafe_b64encode(json.dumps(decoded).encode()).decode().rstrip("=")
+    return f"{header}.{encoded}.{signature}"
+
+
+@pytest.mark.parametrize(
+    "token, reason",
+    [
+        (None, "Microsoft sent no readable ID token (the openid permission is missing)"),
+        ("not-a-jwt", "Microsoft sent no readable ID token (the openid permission is missing)"),
+        ("a.!!!.c", "Microsoft sent no readable ID token (the openid permission is missing)"),
+        (id_token(preferred_username=None), "Microsoft's ID token names no account (preferred_username is missing)"),
+        (id_token(aud="99999999-0000-0000-0000-000000000000"), "Microsoft's ID token was issued to another app"),
+    ],
+    ids=["missing", "not-a-jwt", "bad-base64", "no-account", "other-app"],
+)
+def test_an_answer_without_a_usable_id_token_stores_no_token(app, login, world, integration_id, mocked, token, reason):
     client = login(world.a.admin)
     params = start_connect(client, world, integration_id)
-    register_code_exchange(mocked)
-    mocked.add(
-        responses.GET, ME_URL, status=403, json={"error": {"code": "Authorization_RequestDenied", "message": "Denied."}}
-    )
+    answer = dict(load("token-authorization-code.json"))
+    answer.pop("id_token")
+    if token is not None:
+        answer["id_token"] = token
+    register_code_exchange(mocked, body=answer)
     response = client.get(CALLBACK, query_string={"code": "c", "state": params["state"]}, follow_redirects=True)
-    assert "Microsoft Graph refused to read the account (Authorization_RequestDenied)" in response.get_data(
-        as_text=True
-    )
+    assert response.status_code == 200
+    assert f"{reason}. Connect with Microsoft again." in html.unescape(response.get_data(as_text=True))
+    assert len(mocked.calls) == 1  # the code exchange; no Graph call to make up for it
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
-        assert integration.connection_state == "needs_reconnect"
+        assert (integration.connection_state, integration.connection_error) == ("needs_reconnect", reason)
         assert integration.token is None
         assert db.session.scalar(db.select(db.func.count()).select_from(CalendarLink)) == 0
+
+
+def test_the_account_name_comes_from_the_id_token_claims(app, login, world, integration_id, mocked):
+    client = login(world.a.admin)
+    params = start_connect(client, world, integration_id)
+    answer = dict(load("token-authorization-code.json"), id_token=id_token(preferred_username="Lobby@alpha.example"))
+    register_code_exchange(mocked, body=answer)
+    client.get(CALLBACK, query_string={"code": "c", "state": params["state"]})
+    with app.app_context():
+        integration = db.session.get(Integration, integration_id)
+        assert (integration.connected_account, integration.connected_name) == (
+            "Lobby@alpha.example",
+            "Alpha Front Desk",
+        )
 
 
 # --- Renewing the delegated token ---------------------------------------------------------
@@ -583,31 +611,192 @@ def test_a_transient_token_endpoint_failure_changes_nothing(app, world, integrat
 # --- Disconnecting ------------------------------------------------------------------------
 
 
-def test_disconnect_deletes_the_tokens_and_the_account(app, login, world, integration_id, frozen_clock, mocked):
+def test_disconnect_deletes_the_account_now_and_the_tokens_after_the_queued_deletions(
+    app, login, world, integration_id, frozen_clock, mocked
+):
     with app.app_context():
         store_connected_token(integration_id, NOW + timedelta(minutes=30))
         link = CalendarLink(integration_id=integration_id, mailbox="me", object_id=world.a.object)
         link.subscription_id, link.subscription_client_state = "sub-me", "secret-state"
         db.session.add(link)
         db.session.commit()
-    mocked.post(
-        f"{GRAPH}/$batch",
-        json={"responses": [{"id": "1", "status": 204, "body": None}]},
-    )
     client = login(world.a.admin)
     response = client.post(detail_path(world, integration_id) + "/disconnect", follow_redirects=True)
-    # The subscription is deleted at Graph with the stored token, before the token goes.
-    sent = json.loads(mocked.calls[0].request.body)["requests"]
-    assert [(r["method"], r["url"]) for r in sent] == [("DELETE", "/subscriptions/sub-me")]
-    assert mocked.calls[0].request.headers["Authorization"].startswith("Bearer ")
-    with app.app_context():
-        assert db.session.scalar(db.select(CalendarLink.subscription_id)) is None
+
+    assert len(mocked.calls) == 0  # nothing is deleted at Graph inside the request
     body = response.get_data(as_text=True)
-    assert "Disconnected from Microsoft" in body and "not connected" in body
+    assert "Disconnected from Microsoft. Deleting 1 subscription(s) at Microsoft is queued" in body
+    assert "not connected" in body and 'id="disconnecting"' in body
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
         assert integration.connection_state == "not_connected"
-        assert (integration.connected_account, integration.connected_name, integration.token) == (None, None, None)
-        assert db.session.scalar(db.select(db.func.count()).select_from(OAuthToken)) == 0
+        assert (integration.connected_account, integration.connected_name) == (None, None)
+        assert db.session.scalar(db.select(CalendarLink.subscription_id)) is None
+        # Syncs stop at once: the stored token no longer serves them.
         with pytest.raises(ReconnectRequired):
             DelegatedTokenProvider(integration_id).get_token()
+
+    # The job deletes the subscription at Graph with the stored token, then the token goes.
+    mocked.post(f"{GRAPH}/$batch", json={"responses": [{"id": "0", "status": 204, "body": None}]})
+    with app.app_context():
+        assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "done"}
+    sent = json.loads(mocked.calls[0].request.body)["requests"]
+    assert [(r["method"], r["url"]) for r in sent] == [("DELETE", "/subscriptions/sub-me")]
+    assert mocked.calls[0].request.headers["Authorization"] == "Bearer delegated-access-token-OLD-0000"
+    with app.app_context():
+        assert db.session.get(Integration, integration_id).token is None
+        assert db.session.scalar(db.select(db.func.count()).select_from(OAuthToken)) == 0
+    assert 'id="disconnecting"' not in client.get(detail_path(world, integration_id)).get_data(as_text=True)
+
+
+def test_disconnect_without_subscriptions_deletes_the_tokens_at_once(app, login, world, integration_id, mocked):
+    with app.app_context():
+        store_connected_token(integration_id, NOW + timedelta(minutes=30))
+    response = login(world.a.admin).post(detail_path(world, integration_id) + "/disconnect", follow_redirects=True)
+    assert "Disconnected from Microsoft: the stored tokens are deleted." in response.get_data(as_text=True)
+    assert len(mocked.calls) == 0
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(OAuthToken)) == 0
+        assert db.session.scalar(db.select(db.func.count()).select_from(Job)) == 0
+
+
+@pytest.fixture
+def graph_never_waits(monkeypatch):
+    """The disconnect job's Graph client retries throttled answers without sleeping between them."""
+    from app.subscriptions import jobs as subscription_jobs
+
+    real = subscription_jobs.graph_client_for
+    monkeypatch.setattr(
+        subscription_jobs,
+        "graph_client_for",
+        lambda integration, **options: real(integration, sleep=lambda seconds: None, **options),
+    )
+
+
+def test_the_disconnect_job_renews_an_expired_token_to_delete_and_keeps_it_for_a_retry(
+    app, login, world, integration_id, frozen_clock, mocked, graph_never_waits
+):
+    with app.app_context():
+        store_connected_token(integration_id, NOW + timedelta(minutes=30))
+        db.session.add(
+            CalendarLink(
+                integration_id=integration_id,
+                mailbox="me",
+                object_id=world.a.object,
+                subscription_id="sub-me",
+                subscription_client_state="s",
+            )
+        )
+        db.session.commit()
+    login(world.a.admin).post(detail_path(world, integration_id) + "/disconnect")
+    frozen_clock["now"] = NOW + timedelta(hours=2)  # the stored access token has expired meanwhile
+
+    mocked.add(responses.POST, TOKEN_URL, json=load("token-refresh.json"))
+    mocked.post(
+        f"{GRAPH}/$batch",
+        json={"responses": [{"id": "0", "status": 503, "headers": {"Retry-After": "1"}, "body": None}]},
+    )
+    with app.app_context():
+        assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "queued"}
+        token = db.session.get(Integration, integration_id).token
+        # Kept for the retry, with the rotated refresh token.
+        assert token.refresh_token == "delegated-refresh-token-TWO-rotated-5b3c"
+    assert form_of(mocked.calls[0].request)["refresh_token"] == "delegated-refresh-token-OLD-0000"
+    assert mocked.calls[1].request.headers["Authorization"] == "Bearer delegated-access-token-TWO-a7e0"
+
+
+def test_a_refused_token_ends_the_disconnect_job_and_drops_the_tokens(
+    app, login, world, integration_id, frozen_clock, mocked
+):
+    with app.app_context():
+        store_connected_token(integration_id, NOW - timedelta(minutes=1))
+        db.session.add(
+            CalendarLink(
+                integration_id=integration_id,
+                mailbox="me",
+                object_id=world.a.object,
+                subscription_id="sub-me",
+                subscription_client_state="s",
+            )
+        )
+        db.session.commit()
+    login(world.a.admin).post(detail_path(world, integration_id) + "/disconnect")
+    mocked.add(responses.POST, TOKEN_URL, status=400, json=load("error-invalid-grant-inactive.json"))
+    with app.app_context():
+        # Nothing can authorise the deletion any more: the subscription expires by itself.
+        assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "done"}
+        integration = db.session.get(Integration, integration_id)
+        assert (integration.token, integration.connection_state, integration.connection_error) == (
+            None,
+            "not_connected",
+            None,
+        )
+
+
+def test_reconnecting_before_the_disconnect_job_ran_keeps_the_new_tokens(
+    app, login, world, integration_id, frozen_clock, mocked
+):
+    with app.app_context():
+        store_connected_token(integration_id, NOW + timedelta(minutes=30))
+        db.session.add(
+            CalendarLink(
+                integration_id=integration_id,
+                mailbox="me",
+                object_id=world.a.object,
+                subscription_id="sub-old",
+                subscription_client_state="s",
+            )
+        )
+        db.session.commit()
+    client = login(world.a.admin)
+    client.post(detail_path(world, integration_id) + "/disconnect")
+    params = start_connect(client, world, integration_id)
+    register_code_exchange(mocked)
+    client.get(CALLBACK, query_string={"code": "code-again", "state": params["state"]})
+
+    mocked.post(f"{GRAPH}/$batch", json={"responses": [{"id": "0", "status": 204, "body": None}]})
+    with app.app_context():
+        run_queued_jobs("finish_disconnect")
+        integration = db.session.get(Integration, integration_id)
+        assert integration.connection_state == "connected"
+        assert integration.token.refresh_token == "delegated-refresh-token-ONE-8d21"
+    # The old subscription is deleted with the new sign-in's token.
+    assert json.loads(mocked.calls[1].request.body)["requests"][0]["url"] == "/subscriptions/sub-old"
+    assert mocked.calls[1].request.headers["Authorization"] == "Bearer delegated-access-token-ONE-4f9c"
+
+
+def test_a_parked_disconnect_job_is_shown_and_disconnecting_again_retries_it(
+    app, login, world, integration_id, frozen_clock, mocked, graph_never_waits
+):
+    with app.app_context():
+        store_connected_token(integration_id, NOW + timedelta(minutes=30))
+        db.session.add(
+            CalendarLink(
+                integration_id=integration_id,
+                mailbox="me",
+                object_id=world.a.object,
+                subscription_id="sub-me",
+                subscription_client_state="s",
+            )
+        )
+        db.session.commit()
+    client = login(world.a.admin)
+    client.post(detail_path(world, integration_id) + "/disconnect")
+    app.config["JOB_MAX_ATTEMPTS"] = 1
+    mocked.post(f"{GRAPH}/$batch", json={"responses": [{"id": "0", "status": 503, "body": None}]})
+    with app.app_context():
+        assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "failed"}
+    page = client.get(detail_path(world, integration_id)).get_data(as_text=True)
+    assert "Deleting 1 subscription(s) at Microsoft failed (GraphThrottled: Graph 503" in page
+    assert "Disconnect again to retry" in page
+    with app.app_context():
+        assert db.session.get(Integration, integration_id).token is not None  # still able to authorise it
+
+    again = client.post(detail_path(world, integration_id) + "/disconnect", follow_redirects=True)
+    assert "Deleting 1 subscription(s) at Microsoft is queued" in again.get_data(as_text=True)
+    mocked.replace(responses.POST, f"{GRAPH}/$batch", json={"responses": [{"id": "0", "status": 204, "body": None}]})
+    with app.app_context():
+        assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "done"}
+        assert db.session.get(Integration, integration_id).token is None
+        assert db.session.scalar(db.select(db.func.count()).select_from(Job)) == 0  # the parked one went too
+    assert json.loads(mocked.calls[-1].request.body)["requests"][0]["url"] == "/subscriptions/sub-me"

@@ -1,4 +1,4 @@
-"""Room discovery: the tenant's rooms from Graph Places, picked, previewed and added; the vanished-room flag."""
+"""Room discovery: rooms read from Graph Places by a job, picked, previewed and added; the vanished-room flag."""
 
 import html
 import json
@@ -11,10 +11,11 @@ import responses
 from responses import matchers
 
 from app.admin import discovery as discovery_views
+from app.connection import discovery as room_discovery
 from app.extensions import db
 from app.graph import places
-from app.models import AuditEntry, BookableObject, CalendarLink, Job, User
-from tests.admin_helpers import TENANT, add_rooms_integration, audit_entries, count, queued_jobs
+from app.models import AuditEntry, BookableObject, CalendarLink, Integration, Job, User
+from tests.admin_helpers import TENANT, add_rooms_integration, audit_entries, count, queued_jobs, run_queued_jobs
 from tests.conftest import config_for
 
 GRAPH = "https://graph.test/v1.0"
@@ -107,6 +108,25 @@ def missing_since(mailbox):
     return db.session.scalar(db.select(CalendarLink.places_missing_since).where(CalendarLink.mailbox == mailbox))
 
 
+REFRESH = '<meta http-equiv="refresh" content="3">'
+
+
+def find_rooms(app, client, rooms, path=""):
+    """Press "Find rooms in Microsoft 365", let the queued job read the faked Places, return the page at `path`.
+
+    The page itself never calls Graph: `mocked` fails the test on any request it was not told of.
+    """
+    clicked = client.post(rooms.discover)
+    assert clicked.status_code == 302 and clicked.headers["Location"] == rooms.discover
+    with app.app_context():
+        outcomes = run_queued_jobs(room_discovery.DISCOVER_ROOMS)
+    assert outcomes == {(room_discovery.DISCOVER_ROOMS, str(rooms.id)): "done"}
+    response = client.get(rooms.discover + path)
+    assert response.status_code == 200
+    assert REFRESH not in response.get_data(as_text=True)
+    return response
+
+
 # --- Parsing ------------------------------------------------------------------------------
 
 
@@ -141,9 +161,8 @@ def test_all_rooms_are_listed_page_by_page_with_what_is_mapped(app, login, world
     answer_room_lists(mocked)  # no room lists: the page shows every room at once
     answer_rooms(mocked, TENANT_ROOMS[:2], TENANT_ROOMS[2:])
 
-    response = login(world.a.admin).get(rooms.discover)
+    response = find_rooms(app, login(world.a.admin), rooms)
 
-    assert response.status_code == 200
     page_html = response.get_data(as_text=True)
     rows = rows_of(page_html)
     assert list(rows) == ["cf100@contoso.com", "cf200@contoso.com", "focus-1@contoso.com"]
@@ -163,6 +182,26 @@ def test_all_rooms_are_listed_page_by_page_with_what_is_mapped(app, login, world
     assert focus["rooms-1-email"] == "focus-1@contoso.com" and focus["rooms-1-capacity"] == ""
     assert "1 place(s) without an e-mail address are not shown" in page_html
     assert "3 room(s), 1 already in the room table" in page_html
+    assert "Find rooms again" in page_html
+
+
+def test_before_any_search_the_page_offers_one_and_lists_nothing(app, login, world, rooms, mocked):
+    page_html = login(world.a.admin).get(rooms.discover).get_data(as_text=True)
+    assert f'<form method="post" action="{rooms.discover}"' in page_html
+    assert "Find rooms in Microsoft 365</button>" in page_html
+    assert rows_of(page_html) == {} and REFRESH not in page_html
+    assert len(mocked.calls) == 0
+
+
+def test_a_search_waiting_for_the_job_pool_refreshes_the_page(app, login, world, rooms, mocked):
+    client = login(world.a.admin)
+    client.post(rooms.discover, data={"list": "bldg2@contoso.com"})
+    page_html = client.get(rooms.discover).get_data(as_text=True)
+    assert "Finding rooms in Microsoft 365 is queued" in page_html and REFRESH in page_html
+    assert "Find rooms again" not in page_html
+    assert len(mocked.calls) == 0
+    with app.app_context():
+        assert queued_jobs() == [(room_discovery.DISCOVER_ROOMS, str(rooms.id))]
 
 
 def test_room_lists_come_first_and_one_list_shows_only_its_rooms(app, login, world, rooms, mocked):
@@ -170,29 +209,52 @@ def test_room_lists_come_first_and_one_list_shows_only_its_rooms(app, login, wor
     answer_token(mocked)
     answer_room_lists(mocked, fixture("places-roomlists-list.json")["value"])
     answer_rooms(mocked, fixture("places-rooms-list.json")["value"])
+    answer_rooms(mocked, [], url=rooms_in("bldg1@contoso.com"))
+    answer_rooms(mocked, fixture("places-rooms-in-roomlist.json")["value"], url=rooms_in("bldg2@contoso.com"))
 
-    landing = client.get(rooms.discover).get_data(as_text=True)
+    landing = find_rooms(app, client, rooms).get_data(as_text=True)
 
     assert "Building 1" in landing and "Building 2" in landing
     assert f'href="{rooms.discover}?list=bldg2@contoso.com"' in landing
     assert "2 room(s) in Microsoft 365, 1 of them in this room table." in landing
     assert rows_of(landing) == {}  # the rooms themselves wait until a list is chosen
 
-    mocked.reset()
-    answer_room_lists(mocked, fixture("places-roomlists-list.json")["value"])
-    answer_rooms(mocked, fixture("places-rooms-in-roomlist.json")["value"], url=rooms_in("bldg2@contoso.com"))
-
+    # Choosing a list shows what the job stored: Graph is not asked again.
+    calls = len(mocked.calls)
     building = client.get(rooms.discover + "?list=bldg2@contoso.com").get_data(as_text=True)
 
+    assert len(mocked.calls) == calls
     assert list(rows_of(building)) == ["cf200@contoso.com"]
     assert 'aria-current="page">Building 2</a>' in building
     assert '<input id="room_list" name="room_list" type="hidden" value="bldg2@contoso.com">' in building
+    assert list(rows_of(client.get(rooms.discover + "?list=all").get_data(as_text=True))) == [
+        "cf100@contoso.com",
+        "cf200@contoso.com",
+    ]
+    assert "No rooms found" in client.get(rooms.discover + "?list=bldg1@contoso.com").get_data(as_text=True)
 
 
-def test_an_unknown_room_list_is_not_asked_for(app, login, world, rooms, mocked):
+def test_a_room_list_gone_before_its_rooms_were_read_is_left_out(app, login, world, rooms, mocked):
     answer_token(mocked)
     answer_room_lists(mocked, fixture("places-roomlists-list.json")["value"])
-    page_html = login(world.a.admin).get(rooms.discover + "?list=elsewhere@contoso.com").get_data(as_text=True)
+    answer_rooms(mocked, fixture("places-rooms-list.json")["value"])
+    mocked.add(
+        responses.GET,
+        rooms_in("bldg1@contoso.com"),
+        status=404,
+        json=graph_error("ErrorItemNotFound", "Not found."),
+        match=[FIRST_PAGE],
+    )
+    answer_rooms(mocked, fixture("places-rooms-in-roomlist.json")["value"], url=rooms_in("bldg2@contoso.com"))
+    landing = find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True)
+    assert "Building 2" in landing and "Building 1" not in landing
+
+
+def test_an_unknown_room_list_is_reported(app, login, world, rooms, mocked):
+    answer_token(mocked)
+    answer_room_lists(mocked)
+    answer_rooms(mocked, TENANT_ROOMS)
+    page_html = find_rooms(app, login(world.a.admin), rooms, "?list=elsewhere@contoso.com").get_data(as_text=True)
     assert "Microsoft 365 has no room list with the address elsewhere@contoso.com" in page_html
 
 
@@ -200,7 +262,7 @@ def test_tick_all_pre_ticks_every_room_not_in_the_table(app, login, world, rooms
     answer_token(mocked)
     answer_room_lists(mocked)
     answer_rooms(mocked, TENANT_ROOMS)
-    page_html = login(world.a.admin).get(rooms.discover + "?list=all&tick=all").get_data(as_text=True)
+    page_html = find_rooms(app, login(world.a.admin), rooms, "?list=all&tick=all").get_data(as_text=True)
     rows = rows_of(page_html)
     assert "checked" in rows["cf200@contoso.com"] and "checked" in rows["focus-1@contoso.com"]
     assert "checkbox" not in rows["cf100@contoso.com"]
@@ -210,7 +272,7 @@ def test_a_room_named_like_an_object_is_offered_that_object(app, login, world, r
     answer_token(mocked)
     answer_room_lists(mocked)
     answer_rooms(mocked, [room("hall@contoso.com", "HALL")])
-    row = rows_of(login(world.a.admin).get(rooms.discover).get_data(as_text=True))["hall@contoso.com"]
+    row = rows_of(find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True))["hall@contoso.com"]
     assert f'<option value="{rooms.hall}" selected>Hall</option>' in row
 
 
@@ -225,9 +287,8 @@ def test_without_place_read_all_the_page_says_which_permission_to_add(app, login
     answer_token(mocked)
     mocked.add(responses.GET, ROOM_LISTS_URL, status=403, json=graph_error(code, message))
 
-    response = login(world.a.admin).get(rooms.discover)
+    response = find_rooms(app, login(world.a.admin), rooms)
 
-    assert response.status_code == 200
     problem = html.unescape(re.search(r'id="discovery-problem">(.*?)</div>', response.get_data(as_text=True), re.S)[1])
     problem = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", problem))
     assert code in problem
@@ -243,7 +304,7 @@ def test_another_graph_error_is_shown_with_its_code(app, login, world, rooms, mo
     mocked.add(
         responses.GET, ROOMS_URL, status=400, json=graph_error("ErrorInvalidRequest", "The request is not valid.")
     )
-    page_html = login(world.a.admin).get(rooms.discover).get_data(as_text=True)
+    page_html = find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True)
     assert "ErrorInvalidRequest: The request is not valid. (request-id req-places-0001)" in page_html
     assert "Place.Read.All</strong>" not in page_html
 
@@ -255,7 +316,7 @@ def test_a_token_refusal_shows_its_reason(app, login, world, rooms, mocked):
         status=401,
         json=json.loads((FIXTURES.parent / "identity" / "error-invalid-client-secret.json").read_text()),
     )
-    page_html = login(world.a.admin).get(rooms.discover).get_data(as_text=True)
+    page_html = find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True)
     assert "Microsoft issued no token: The client secret is wrong (AADSTS7000215)." in page_html
 
 
@@ -263,7 +324,7 @@ def test_an_empty_tenant_says_no_rooms_found_and_flags_nothing(app, login, world
     answer_token(mocked)
     answer_room_lists(mocked)
     answer_rooms(mocked, [])
-    page_html = login(world.a.admin).get(rooms.discover).get_data(as_text=True)
+    page_html = find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True)
     assert "No rooms found" in page_html and "Places directory" in page_html
     with app.app_context():
         assert missing_since("old-room@contoso.com") is None
@@ -279,7 +340,7 @@ def test_a_mapped_room_missing_from_a_full_listing_is_flagged_until_it_reappears
     answer_token(mocked)
     answer_room_lists(mocked)
     answer_rooms(mocked, TENANT_ROOMS[:1], TENANT_ROOMS[1:])
-    page_html = client.get(rooms.discover).get_data(as_text=True)
+    page_html = find_rooms(app, client, rooms).get_data(as_text=True)
     assert "Rooms of the table not found in Microsoft 365" in page_html and "old-room@contoso.com" in page_html
     with app.app_context():
         assert missing_since("old-room@contoso.com") == clock.now
@@ -293,22 +354,23 @@ def test_a_mapped_room_missing_from_a_full_listing_is_flagged_until_it_reappears
     cf100_row = re.search(r'<td class="mailbox">cf100@contoso.com.*?</td>', table, re.S)[0]
     assert "not found" not in cf100_row
 
-    # A room list never speaks for the whole tenant: it changes no flag either way.
+    # A room list never speaks for the whole tenant: the room found in one while the
+    # tenant's listing still lacks it stays flagged, since it was first missed.
     clock.advance(timedelta(minutes=10))
     mocked.reset()
     answer_room_lists(mocked, [{"displayName": "Annex", "emailAddress": "annex@contoso.com"}])
+    answer_rooms(mocked, TENANT_ROOMS)
     answer_rooms(mocked, [room("old-room@contoso.com", "Old room")], url=rooms_in("annex@contoso.com"))
-    client.get(rooms.discover + "?list=annex@contoso.com")
+    find_rooms(app, client, rooms, "?list=annex@contoso.com")
     with app.app_context():
-        assert missing_since("old-room@contoso.com") is not None
+        assert missing_since("old-room@contoso.com") == clock.now - timedelta(minutes=10)
         assert missing_since("cf100@contoso.com") is None
 
     # The next full listing has it again: the flag goes.
     mocked.reset()
     answer_room_lists(mocked)
     answer_rooms(mocked, TENANT_ROOMS + [room("OLD-ROOM@contoso.com", "Old room")])
-    again = client.get(rooms.discover + "?list=all")
-    assert again.status_code == 200
+    find_rooms(app, client, rooms, "?list=all")
     with app.app_context():
         assert missing_since("old-room@contoso.com") is None
     assert "not found in Microsoft 365" not in client.get(rooms.base + "/rooms").get_data(as_text=True)
@@ -324,7 +386,7 @@ def test_an_incomplete_listing_flags_nothing(app, login, world, rooms, mocked, m
         json=page(TENANT_ROOMS[:1], f"{ROOMS_URL}?$top=100&$skiptoken=more"),
         match=[FIRST_PAGE],
     )
-    page_html = login(world.a.admin).get(rooms.discover).get_data(as_text=True)
+    page_html = find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True)
     assert "The listing stopped after 1 rooms" in page_html
     with app.app_context():
         assert missing_since("old-room@contoso.com") is None
@@ -504,7 +566,7 @@ def test_many_objects_turn_the_drop_down_into_a_text_field(app, login, world, ro
     answer_token(mocked)
     answer_room_lists(mocked)
     answer_rooms(mocked, [room("hall@contoso.com", "Hall"), room("new@contoso.com", "New")])
-    page_html = login(world.a.admin).get(rooms.discover).get_data(as_text=True)
+    page_html = find_rooms(app, login(world.a.admin), rooms).get_data(as_text=True)
     assert (
         '<datalist id="object-names"><option value="Hall"></option><option value="Room A"></option></datalist>'
         in page_html
@@ -524,6 +586,7 @@ def test_an_admin_of_another_organisation_gets_404_everywhere(app, login, world,
     for org in (world.a.org, world.b.org):
         base = f"/orgs/{org}/integrations/{rooms.id}/rooms/discover"
         assert client.get(base).status_code == 404
+        assert client.post(base).status_code == 404
         assert client.get(base + "?list=all").status_code == 404
         assert client.post(base + "/import", data=selection(rooms, world)).status_code == 404
         confirm = dict(selection(rooms, world), apply="Apply", digest="0" * 64)
@@ -535,7 +598,11 @@ def test_an_admin_of_another_organisation_gets_404_everywhere(app, login, world,
 def test_a_delegated_integration_has_no_room_discovery(app, login, world, rooms):
     with app.app_context():
         delegated = add_rooms_integration(world.a, auth_mode="delegated", name="Own calendar")
-    assert login(world.a.admin).get(delegated.base + "/rooms/discover").status_code == 400
+    client = login(world.a.admin)
+    assert client.get(delegated.base + "/rooms/discover").status_code == 400
+    assert client.post(delegated.base + "/rooms/discover").status_code == 400
+    with app.app_context():
+        assert count(Job) == 0
 
 
 def test_the_forms_are_csrf_protected(app, world, rooms, mocked, database_url, instance_dir):
@@ -548,10 +615,20 @@ def test_the_forms_are_csrf_protected(app, world, rooms, mocked, database_url, i
     with client.session_transaction() as flask_session:
         flask_session["_user_id"] = str(user_id)
         flask_session["_fresh"] = True
-    answer_token(mocked)
-    answer_room_lists(mocked)
-    answer_rooms(mocked, TENANT_ROOMS)
+    assert client.post(rooms.discover).status_code == 400  # no search queued without the token
+    with strict_app.app_context():
+        assert count(Job) == 0
+        room_discovery.queue_discovery(db.session.get(Integration, rooms.id))
+        db.session.commit()
+        answer_token(mocked)
+        answer_room_lists(mocked)
+        answer_rooms(mocked, TENANT_ROOMS)
+        run_queued_jobs(room_discovery.DISCOVER_ROOMS)
     page_html = client.get(rooms.discover).get_data(as_text=True)
+    assert re.search(
+        r'action="[^"]+/discover" class="find-rooms" id="find-rooms">\s*<input type="hidden" name="csrf_token"',
+        page_html,
+    )
     assert re.search(r'action="[^"]+/discover/import" novalidate>\s*<input type="hidden" name="csrf_token"', page_html)
     assert client.post(rooms.imports, data=selection(rooms, world)).status_code == 400
     confirm = dict(selection(rooms, world), apply="Apply", digest="0" * 64)

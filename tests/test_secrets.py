@@ -11,7 +11,8 @@ from app import clock
 from app.extensions import db
 from app.graph import tokens
 from app.graph.tokens import ApplicationTokenProvider, DelegatedTokenProvider, ReconnectRequired
-from app.models import CalendarLink, Integration
+from app.models import CalendarLink, Integration, IntegrationReport
+from tests.admin_helpers import run_queued_jobs
 from tests.test_oauth_delegated import (
     CALLBACK,
     CLIENT_SECRET,
@@ -22,7 +23,6 @@ from tests.test_oauth_delegated import (
     load,
     pending_sign_ins,
     register_code_exchange,
-    register_me,
     start_connect,
     store_connected_token,
 )
@@ -67,7 +67,6 @@ def test_the_delegated_life_cycle_leaks_nothing(app, login, world, mocked, caplo
     params = start_connect(client, world, integration_id)
     verifier = pending_sign_ins(client)[params["state"]]["code_verifier"]
     register_code_exchange(mocked)
-    register_me(mocked)
     callback = client.get(CALLBACK, query_string={"code": AUTHORIZATION_CODE, "state": params["state"]})
     pages.append(callback.get_data(as_text=True))
     for path in ("", "/edit"):
@@ -85,8 +84,20 @@ def test_the_delegated_life_cycle_leaks_nothing(app, login, world, mocked, caplo
         with pytest.raises(ReconnectRequired) as refused:
             provider.refresh_token()
     pages.append(client.get(detail_path(world, integration_id)).get_data(as_text=True))
-
     assert "AADSTS700082" in pages[-1]
+
+    # Disconnecting: the queued job deletes the subscription with the stored token, then drops the token.
+    with app.app_context():
+        link = db.session.scalar(db.select(CalendarLink).where(CalendarLink.integration_id == integration_id))
+        link.subscription_id, link.subscription_client_state = "sub-me", "client-state"
+        db.session.commit()
+    disconnected = client.post(detail_path(world, integration_id) + "/disconnect", follow_redirects=True)
+    pages.append(disconnected.get_data(as_text=True))
+    mocked.add(responses.POST, "https://graph.test/v1.0/$batch", json={"responses": [{"id": "0", "status": 204}]})
+    with app.app_context():
+        assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "done"}
+    pages.append(client.get(detail_path(world, integration_id)).get_data(as_text=True))
+
     assert any(record.levelno == logging.DEBUG for record in caplog.records)  # the capture is wide open
     assert_no_secret_in(str(refused.value), "the exception")
     assert_no_secret_in(caplog.text, "the log")
@@ -127,8 +138,14 @@ def test_the_application_life_cycle_leaks_nothing(app, login, world, mocked, cap
     )
     mocked.add(responses.POST, APP_TOKEN_URL, status=401, json=load("error-invalid-client-secret.json"))
 
-    pages = [client.post(base + "/test").get_data(as_text=True)]
-    pages.append(client.post(base + "/test").get_data(as_text=True))
+    pages = []
+    for _ in range(2):  # Test connection twice: the job runs it and stores its report
+        client.post(base + "/test")
+        with app.app_context():
+            run_queued_jobs("connection_test")
+            stored = db.session.scalar(db.select(IntegrationReport.result_json))
+        assert_no_secret_in(stored, "the stored report")
+        pages.append(client.get(base + "/test").get_data(as_text=True))
     pages += [client.get(base).get_data(as_text=True), client.get(base + "/edit").get_data(as_text=True)]
 
     assert "The client secret is wrong (AADSTS7000215)" in pages[1]

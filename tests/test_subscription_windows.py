@@ -116,3 +116,30 @@ def test_a_subscription_recreated_after_subscription_removed_gets_what_changed_m
     assert run_queued(app, "recreate_subscription") == [str(link_id)]
 
     the_change_is_booked_by_the_sync_after_the_subscription(app, graph, link_id, early)
+
+
+def test_a_calendar_connected_gets_what_changed_before_its_subscription_existed(app, login, world, clock, graph):
+    from tests.test_oauth_delegated import CALLBACK, add_integration, register_code_exchange, start_connect
+
+    with app.app_context():
+        integration_id = add_integration(world, new_booking_status_id=world.a.statuses["Option"])
+    portal = login(world.a.admin)
+    state = start_connect(portal, world, integration_id)["state"]
+    register_code_exchange(graph)
+    assert portal.get(CALLBACK, query_string={"code": "code-1", "state": state}).status_code == 302
+    with app.app_context():
+        link_id = db.session.scalar(db.select(CalendarLink.id).where(CalendarLink.integration_id == integration_id))
+    own_round_1 = f"{GRAPH}/me/calendarView/delta?$deltatoken=round-1"
+    graph.get(f"{GRAPH}/me/calendarView/delta", json=page([], delta_link=own_round_1))
+    assert run_queued(app, "sync_link") == [str(link_id)]
+
+    early = graph_notifies_while_creating(graph, portal, "sub-own")
+    assert run_queued(app, "subscribe_link") == [str(link_id)]
+
+    assert [answer["unknown_subscription"] for answer in early] == [1]
+    assert queued_syncs(app) == [str(link_id)]
+    appointment = event("ev-early", at(9, 9), at(9, 10), subject="Booked meanwhile")
+    graph.get(own_round_1, json=page([appointment], delta_link=f"{GRAPH}/me/calendarView/delta?$deltatoken=round-2"))
+    run_queued(app, "sync_link")
+    with app.app_context():
+        assert [b.extra["outlook_event_id"] for b in db.session.scalars(db.select(Booking))] == ["ev-early"]

@@ -1,11 +1,11 @@
 """Room discovery: find the tenant's rooms in Microsoft 365, pick some, add them to the room table.
 
-The listing page reads Graph inside the request, because the admin asked for it: one
-request for the room lists and one per page of rooms, with the client's timeouts and a
-short retry budget. Picked rooms go through the bulk paste's checks and preview, and
-nothing is written until the admin applies; the selection travels in hidden fields and
-is checked again then. A complete listing of the tenant's rooms also records which
-rooms of the table it lacked (`room_changes.record_places_presence`).
+The rooms are read by a job, never inside a request: "Find rooms in Microsoft 365" POSTs
+here, which queues the job (`app.connection.discovery`) and shows it pending, the page
+refreshing itself, until the job has stored what it found. Browsing the room lists and
+ticking rooms then works on those stored rooms. Picked rooms go through the bulk paste's
+checks and preview, and nothing is written until the admin applies; the selection travels
+in hidden fields and is checked again then. The import only writes to the database.
 """
 
 from dataclasses import dataclass, field
@@ -13,16 +13,14 @@ from dataclasses import dataclass, field
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
-from app import clock
-from app.admin import bp, bulk_paste, room_changes
+from app.admin import bp, bulk_paste, calendar_health, room_changes
 from app.admin.bulk_paste import MAX_OBJECT_NAME, Entry, NewObject
 from app.admin.forms import RoomImportForm, is_mailbox_address
 from app.admin.plan_flow import preview_or_apply
 from app.admin.rooms import ROOM_TABLE_URL, objects_of, plan_basis, rooms_integration_or_404
+from app.connection import discovery as room_discovery
 from app.extensions import db
-from app.graph import places, tokens
-from app.graph.errors import GraphError, GraphForbidden
-from app.graph.tokens import ReconnectRequired, TokenError
+from app.graph import places
 from app.models import BookableObject, CalendarLink
 from app.models.calendar_link import MAILBOX_ME
 
@@ -34,22 +32,6 @@ ALL_ROOMS = "all"
 #: keeps the page small (300 rooms × 300 objects would be 90,000 options).
 OBJECT_SELECT_LIMIT = 60
 MAX_IMPORT = 1000
-#: An interactive read: give up after a few seconds of throttling rather than keep the page waiting.
-INTERACTIVE_CLIENT = {"max_attempts": 3, "max_total_wait": 10.0}
-
-PROBLEM_PERMISSION = "permission"
-PROBLEM_TOKEN = "token"
-PROBLEM_GRAPH = "graph"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why the rooms could not be listed, in words an admin can act on."""
-
-    kind: str
-    message: str
-    code: str | None = None
-    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,30 +49,36 @@ class Discovery:
     chosen: places.RoomList | None = None
     everything: bool = False
     listing: places.Listing | None = None
-    problem: Problem | None = None
+    problem: room_discovery.Problem | None = None
 
     @property
     def shows_rooms(self):
         return self.listing is not None and (self.everything or self.chosen is not None)
 
 
+@bp.route(DISCOVER_URL, methods=["POST"])
+@login_required
+def room_discover_start(org_id, integration_id):
+    """Queue a room discovery; the listing page shows it pending until the job stored the rooms."""
+    _, integration = rooms_integration_or_404(org_id, integration_id)
+    room_discovery.queue_discovery(integration)
+    db.session.commit()
+    back = _list_arg(request.form.get("list"))
+    return redirect(url_for("admin.room_discover", org_id=org_id, integration_id=integration.id, **back))
+
+
 @bp.route(DISCOVER_URL)
 @login_required
 def room_discover(org_id, integration_id):
-    """The rooms of the tenant, of one room list, or (with room lists and none chosen) the room lists."""
+    """The stored rooms of the tenant, of one room list, or (with room lists and none chosen) the room lists."""
     organisation, integration = rooms_integration_or_404(org_id, integration_id)
     wanted = request.args.get("list", "").strip().lower()
-    discovery = _discover(integration, wanted)
-    checked = discovery.listing is not None and discovery.chosen is None
-    if checked and discovery.listing.complete and discovery.listing.rooms:
-        # Only a complete listing of the whole tenant says a room is gone; an empty one
-        # means the tenant's Places directory is not set up, not that every room left.
-        room_changes.record_places_presence(
-            integration, {room.email for room in discovery.listing.rooms}, clock.utcnow()
-        )
-        db.session.commit()
+    progress = room_discovery.discovery_progress(integration)
+    discovery = _discovery_from(progress.result, wanted) if progress.result else None
+    listing = discovery.listing if discovery else None
+    checked = listing is not None and discovery.chosen is None
     mapped = _mapped_rooms(integration)
-    rows = [_row(room, mapped) for room in discovery.listing.rooms] if discovery.listing else []
+    rows = [_row(room, mapped) for room in listing.rooms] if listing else []
     objects = objects_of(organisation)
     form = RoomImportForm(
         data={
@@ -107,6 +95,8 @@ def room_discover(org_id, integration_id):
         "admin/room_discover.html",
         organisation=organisation,
         integration=integration,
+        progress=progress,
+        heartbeat=calendar_health.scheduler_heartbeat() if progress.pending else None,
         discovery=discovery,
         # Each room with its form entry; rooms in the table already have none.
         rows=[(row, None if row.mapped_object else next(entries).form) for row in rows],
@@ -120,40 +110,30 @@ def room_discover(org_id, integration_id):
     )
 
 
-def _discover(integration, wanted):
+def _discovery_from(found, wanted):
+    """The page's view of what the job stored, for the room list asked for (`wanted`)."""
     discovery = Discovery(everything=wanted == ALL_ROOMS)
-    client = tokens.graph_client_for(integration, **INTERACTIVE_CLIENT)
-    try:
-        discovery.room_lists = places.list_room_lists(client)
-        if wanted and not discovery.everything:
-            discovery.chosen = next((r for r in discovery.room_lists if r.email == wanted), None)
-            if discovery.chosen is None:
-                discovery.problem = Problem(
-                    PROBLEM_GRAPH, f"Microsoft 365 has no room list with the address {wanted}. Choose one below."
-                )
-                return discovery
-            discovery.listing = places.list_rooms_in(client, discovery.chosen.email)
-        else:
-            discovery.listing = places.list_rooms(client)
-            discovery.everything = discovery.everything or not discovery.room_lists
-    except TokenError as failure:
-        discovery.problem = _token_problem(failure)
-    except GraphForbidden as error:
-        discovery.problem = Problem(PROBLEM_PERMISSION, error.message, error.code, error.request_id)
-    except GraphError as error:
-        label = error.code or (f"HTTP {error.status}" if error.status else "No answer")
-        discovery.problem = Problem(PROBLEM_GRAPH, f"{label}: {error.message}", error.code, error.request_id)
+    if found.get("problem"):
+        discovery.problem = room_discovery.Problem(**found["problem"])
+        return discovery
+    listings = {}
+    for stored in found["room_lists"]:
+        room_list = places.RoomList(stored["email"], stored["display_name"])
+        discovery.room_lists.append(room_list)
+        listings[room_list.email] = stored["listing"]
+    if wanted and not discovery.everything:
+        discovery.chosen = next((r for r in discovery.room_lists if r.email == wanted), None)
+        if discovery.chosen is None:
+            discovery.problem = room_discovery.Problem(
+                room_discovery.PROBLEM_GRAPH,
+                f"Microsoft 365 has no room list with the address {wanted}. Choose one below.",
+            )
+            return discovery
+        discovery.listing = room_discovery.listing_from(listings[wanted])
+    else:
+        discovery.listing = room_discovery.listing_from(found["tenant"])
+        discovery.everything = discovery.everything or not discovery.room_lists
     return discovery
-
-
-def _token_problem(failure):
-    if isinstance(failure, ReconnectRequired):
-        return Problem(
-            PROBLEM_TOKEN,
-            f"Microsoft issued no token: {failure.reason}. "
-            "Check the tenant id, client id and client secret in the settings.",
-        )
-    return Problem(PROBLEM_TOKEN, f"No token: {failure}. Try again in a few minutes.")
 
 
 def _mapped_rooms(integration):

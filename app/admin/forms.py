@@ -248,7 +248,7 @@ class RoomFilterForm(FlaskForm):
     dir = HiddenField(default="asc")
 
 
-SYNC_LOG_ACTIONS = ("create", "update", "cancel", "skip", "refuse", "error", "resync")
+SYNC_LOG_ACTIONS = ("create", "update", "cancel", "skip", "refuse", "error", "resync", "unlink", "orphan_deleted")
 
 
 class SyncLogFilterForm(FlaskForm):

@@ -207,14 +207,14 @@ def room_enable(org_id, integration_id, link_id, change):
     organisation, integration = rooms_integration_or_404(org_id, integration_id)
     link = _room_or_404(integration, link_id)
     enabled = change == "enable"
+    subscribed = bool(link.subscription_id)
     if room_changes.set_enabled(link, enabled):
         db.session.commit()
-        flash(
-            f"Room {link.mailbox} enabled; its subscription and a sync are queued."
-            if enabled
-            else f"Room {link.mailbox} disabled: it is no longer synced.",
-            "success",
-        )
+        if enabled:
+            flash(f"Room {link.mailbox} enabled; its subscription and a sync are queued.", "success")
+        else:
+            queued = "; deleting its subscription at Microsoft is queued." if subscribed else "."
+            flash(f"Room {link.mailbox} disabled: it is no longer synced{queued}", "success")
     return _back_to_table(organisation, integration)
 
 
@@ -226,10 +226,11 @@ def room_remove(org_id, integration_id, link_id):
     integration = in_organisation_or_404(Integration, organisation, integration_id)
     link = _room_or_404(integration, link_id)
     if request.method == "POST":
-        mailbox = link.mailbox
+        mailbox, subscribed = link.mailbox, bool(link.subscription_id)
         room_changes.remove_room(link)
         db.session.commit()
-        flash(f"Room {mailbox} removed. Its bookings stay.", "success")
+        queued = "; deleting its subscription at Microsoft is queued." if subscribed else "."
+        flash(f"Room {mailbox} removed. Its bookings stay{queued}", "success")
         return _back_to_table(organisation, integration)
     return render_template(
         "admin/room_remove.html",

@@ -6,11 +6,11 @@ from app.admin import bp, calendar_health
 from app.admin.forms import IntegrationForm
 from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
-from app.connection.check import run_connection_test
+from app.connection.check import ConnectionReport, connection_test_progress, queue_connection_test
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, CalendarLink, Integration
 from app.models.calendar_link import MAILBOX_ME
-from app.oauth.flow import connect_blocker
+from app.oauth.flow import connect_blocker, disconnect_progress
 from app.public_urls import lifecycle_notification_url, notification_url, oauth_redirect_uri
 
 STATUS_SETS = {
@@ -29,6 +29,9 @@ PLAIN_SETTINGS = (
     "add_customer_attendee",
     "window_past_days",
     "window_future_days",
+)
+TEST_NEEDS_APPLICATION_MODE = (
+    "Test connection is for the application method; a delegated integration connects by signing in."
 )
 
 
@@ -68,6 +71,7 @@ def integration_detail(org_id, integration_id):
         heartbeat=calendar_health.scheduler_heartbeat(),
         health_of=calendar_health.health_of,
         connect_blocker=connect_blocker(integration),
+        disconnecting=disconnect_progress(integration),
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),
         lifecycle_url=lifecycle_notification_url(),
@@ -77,14 +81,34 @@ def integration_detail(org_id, integration_id):
 @bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/test", methods=["POST"])
 @login_required
 def integration_test(org_id, integration_id):
-    organisation = organisation_or_404(org_id)
-    integration = in_organisation_or_404(Integration, organisation, integration_id)
-    if integration.is_delegated:
-        abort(400, "Test connection is for the application method; a delegated integration connects by signing in.")
-    report = run_connection_test(integration)
+    """Queue a connection test; its page shows it pending, then its report."""
+    integration = _test_integration_or_404(org_id, integration_id)
+    queue_connection_test(integration)
+    db.session.commit()
+    return redirect(url_for("admin.integration_test_report", org_id=org_id, integration_id=integration.id))
+
+
+@bp.route("/orgs/<int:org_id>/integrations/<int:integration_id>/test")
+@login_required
+def integration_test_report(org_id, integration_id):
+    """The latest connection test: queued or running (the page refreshes itself), failed, or its stored report."""
+    integration = _test_integration_or_404(org_id, integration_id)
+    progress = connection_test_progress(integration)
     return render_template(
-        "admin/connection_test.html", organisation=organisation, integration=integration, report=report
+        "admin/connection_test.html",
+        organisation=integration.organisation,
+        integration=integration,
+        progress=progress,
+        report=ConnectionReport.from_dict(progress.result) if progress.result else None,
+        heartbeat=calendar_health.scheduler_heartbeat() if progress.pending else None,
     )
+
+
+def _test_integration_or_404(org_id, integration_id):
+    integration = in_organisation_or_404(Integration, organisation_or_404(org_id), integration_id)
+    if integration.is_delegated:
+        abort(400, TEST_NEEDS_APPLICATION_MODE)
+    return integration
 
 
 @bp.route("/orgs/<int:org_id>/integrations/new", methods=["GET", "POST"])

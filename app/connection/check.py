@@ -2,23 +2,33 @@
 
 Support staff use the answer to fix a room's UPN or the tenant's access policy, so each
 room gets its own verdict. The rooms are read through ``$batch``: 300 rooms cost 15
-requests, not 300. Nothing is stored except the connection state the token proves and,
-when the test marks the integration connected, subscription jobs for rooms without one.
+requests, not 300, and still more than a portal request may wait for, so the test runs as
+a job (:func:`queue_connection_test`, :func:`run_connection_test_job`) and its report is
+stored for the page (`app.connection.reports`). Besides the report, only the connection
+state the token proves is stored and, when the test marks the integration connected,
+subscription jobs for rooms without one.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from app.connection import reports
 from app.extensions import db
 from app.graph.client import BatchRequest
 from app.graph.paths import mailbox_path
 from app.graph.tokens import ReconnectRequired, TokenError, graph_client_for, token_provider_for
 from app.jobs import queue
+from app.jobs.handlers import handler
+from app.models import Integration
 from app.models.calendar_link import MAILBOX_ME, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED
+from app.models.integration_report import REPORT_CONNECTION_TEST
 from app.subscriptions.jobs import SUBSCRIBE_LINK
 
 log = logging.getLogger(__name__)
+
+#: The job kind of a connection test; its key is the integration id.
+CONNECTION_TEST = "connection_test"
 
 OUTCOME_OK = "ok"
 OUTCOME_NOT_FOUND = "not_found"
@@ -68,6 +78,37 @@ class ConnectionReport:
 
     def count(self, outcome):
         return sum(1 for room in self.rooms if room.outcome == outcome)
+
+    def to_dict(self):
+        """The report as stored for the page: texts and verdicts only, never a token."""
+        return {"token_problem": self.token_problem, "rooms": [asdict(room) for room in self.rooms]}
+
+    @classmethod
+    def from_dict(cls, stored):
+        return cls(token_problem=stored.get("token_problem"), rooms=[RoomVerdict(**room) for room in stored["rooms"]])
+
+
+def queue_connection_test(integration):
+    """Ask for a connection test of *integration*; the job runs it. Joins the caller's transaction."""
+    reports.request_report(integration, REPORT_CONNECTION_TEST, CONNECTION_TEST)
+
+
+def connection_test_progress(integration):
+    """How far the latest connection test of *integration* got (see :class:`app.connection.reports.Progress`)."""
+    return reports.progress_of(integration.id, REPORT_CONNECTION_TEST, CONNECTION_TEST)
+
+
+@handler(CONNECTION_TEST)
+def run_connection_test_job(key, payload):
+    """Run the connection test of integration *key* and store its report for the page; return the report. Commits."""
+    integration = db.session.get(Integration, int(key))
+    if integration is None or integration.is_delegated:
+        return  # removed, or switched to signing in, since the click
+    answering = reports.latest_request(integration.id, REPORT_CONNECTION_TEST)
+    report = run_connection_test(integration)
+    reports.store_result(integration.id, REPORT_CONNECTION_TEST, answering, report.to_dict())
+    db.session.commit()
+    return report
 
 
 def run_connection_test(integration):

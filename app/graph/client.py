@@ -26,6 +26,7 @@ from app.metrics import instruments
 
 from .errors import (
     THROTTLE_STATUSES,
+    UNANSWERED_STATUS,
     GraphError,
     GraphTransportError,
     error_from_parts,
@@ -197,24 +198,27 @@ class GraphClient:
             return path_or_url
         return f"{self.base_url}/{path_or_url.lstrip('/')}"
 
-    def request(self, method, path_or_url, *, params=None, json=None, headers=None):
+    def request(self, method, path_or_url, *, params=None, json=None, headers=None, retry_unanswered=True):
         """Send one request and return the successful :class:`requests.Response`.
 
         Throttling answers (429, 503, 504) and network failures are retried
         within ``max_attempts`` and ``max_total_wait``; a 401 refreshes the
         token and is retried once. Any other failure raises the matching
-        :class:`~app.graph.errors.GraphError` at once.
+        :class:`~app.graph.errors.GraphError` at once. With ``retry_unanswered``
+        off, a request Graph may have carried out without its answer arriving
+        (a network failure, a 504) is not sent again: for a create that has no
+        ``transactionId``, a second send could create a second one.
         """
         url = self.url_for(path_or_url)
         headers = _merge_headers(self._default_headers, headers)
         send = functools.partial(self._send, method, url, params, json, headers)
-        response = self._send_with_retries(send, method, url)
+        response = self._send_with_retries(send, method, url, retry_unanswered)
         if response.status_code == 401:
             # A long delta round can outlive its token; one refresh recovers
             # that, while a second 401 means the grant itself is broken.
             log.info("Graph %s %s answered 401; refreshing the token", method, _path(url))
             self._tokens.refresh_token()
-            response = self._send_with_retries(send, method, url)
+            response = self._send_with_retries(send, method, url, retry_unanswered)
         if response.status_code >= 400:
             raise error_from_response(response, method, url)
         return response
@@ -224,9 +228,9 @@ class GraphClient:
         response = self.request("GET", path, params=params, headers=headers)
         return _json_or_none(response) or {}
 
-    def post(self, path, json=None, headers=None):
+    def post(self, path, json=None, headers=None, retry_unanswered=True):
         """POST *json* to *path*; return the JSON answer or ``None`` if empty."""
-        return _json_or_none(self.request("POST", path, json=json, headers=headers))
+        return _json_or_none(self.request("POST", path, json=json, headers=headers, retry_unanswered=retry_unanswered))
 
     def patch(self, path, json=None, headers=None):
         """PATCH *path* with *json*; return the JSON answer or ``None`` if empty."""
@@ -301,7 +305,7 @@ class GraphClient:
                     throttled.append(item)
         return throttled
 
-    def _send_with_retries(self, send, method, url):
+    def _send_with_retries(self, send, method, url, retry_unanswered=True):
         """Call *send* with a current token until Graph stops throttling.
 
         Returns the last response, which may still be a throttling answer
@@ -312,7 +316,7 @@ class GraphClient:
             try:
                 response = send(self._tokens.get_token())
             except (requests.ConnectionError, requests.Timeout) as exc:
-                delay = self._next_wait(attempt, waited, None)
+                delay = self._next_wait(attempt, waited, None) if retry_unanswered else None
                 if delay is None:
                     raise GraphTransportError(
                         f"{type(exc).__name__} after {attempt} attempt(s)",
@@ -322,7 +326,7 @@ class GraphClient:
                 reason = type(exc).__name__
             else:
                 status = response.status_code
-                if status not in THROTTLE_STATUSES:
+                if status not in THROTTLE_STATUSES or (status == UNANSWERED_STATUS and not retry_unanswered):
                     return response
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 delay = self._next_wait(attempt, waited, retry_after)

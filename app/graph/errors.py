@@ -19,6 +19,8 @@ SYNC_STATE_CODES = frozenset({"syncstatenotfound", "resyncrequired"})
 
 #: Statuses Graph uses to say "busy, come back later".
 THROTTLE_STATUSES = frozenset({429, 503, 504})
+# A gateway that gave up waiting: the request may have been carried out all the same.
+UNANSWERED_STATUS = 504
 
 _NOT_FOUND_CODES = frozenset({"erroritemnotfound", "itemnotfound"})
 _ACCESS_DENIED_CODES = frozenset({"erroraccessdenied", "accessdenied"})

@@ -12,7 +12,14 @@ SYNC_LINK = "sync_link"
 POLL = "poll"
 
 #: Modules whose import registers handlers; a feature with its own job kinds adds its module here.
-HANDLER_MODULES = ("app.jobs.handlers", "app.subscriptions.jobs", "app.outbound.push", "app.alerts.delivery")
+HANDLER_MODULES = (
+    "app.jobs.handlers",
+    "app.subscriptions.jobs",
+    "app.outbound.push",
+    "app.alerts.delivery",
+    "app.connection.check",
+    "app.connection.discovery",
+)
 
 _handlers = {}
 

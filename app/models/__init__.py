@@ -6,6 +6,7 @@ from app.models.booking import BookableObject, Booking, BookingStatus, Customer
 from app.models.calendar_link import CalendarLink
 from app.models.incident import AlertCondition, Incident
 from app.models.integration import Integration, OAuthToken
+from app.models.integration_report import IntegrationReport
 from app.models.job import Job, SchedulerLease
 from app.models.organisation import Organisation, User
 from app.models.outbound import OutboundEvent
@@ -23,6 +24,7 @@ __all__ = [
     "Customer",
     "Incident",
     "Integration",
+    "IntegrationReport",
     "Job",
     "OAuthToken",
     "Organisation",

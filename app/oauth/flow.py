@@ -7,13 +7,22 @@
    goes there.
 2. Microsoft sends the browser back to ``/oauth/callback``. :func:`finish_sign_in` trusts only
    the pending sign-in found under the returned state, never an id in the query string. It
-   redeems the code, reads the account with ``GET me`` and stores tokens, account and
-   calendar link in one commit, so a failure halfway stores nothing.
+   redeems the code (the one call to Microsoft in the request, bounded by the token
+   endpoint timeout and never retried), reads the account from the claims of the ID token
+   that answer carries, and stores tokens, account and calendar link in one commit, so a
+   failure halfway stores nothing. Graph itself is not called.
+
+Disconnecting never calls Microsoft either: the deletion of the calendars' subscriptions
+is queued (`app.subscriptions.jobs.unsubscribe_all`), and the tokens that authorise it are
+deleted by that job once it has run.
 
 Every failure marks the integration "needs reconnect" with a readable reason, except
 transient ones, which change nothing and ask to try again.
 """
 
+import base64
+import binascii
+import json
 import logging
 import secrets
 from datetime import timedelta
@@ -25,18 +34,15 @@ from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.extensions import db
-from app.graph.errors import GraphError
 from app.graph.tokens import (
     DELEGATED_SCOPES,
     ClientSettings,
-    IssuedTokenProvider,
     ReconnectRequired,
     TokenError,
     aadsts_code,
     authorize_endpoint,
     describe_refusal,
     forget_application_token,
-    graph_client_for,
     record_reconnect_required,
     redeem_authorization_code,
     store_delegated_token,
@@ -45,7 +51,7 @@ from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED, Integration, OAuthToken
 from app.outbound.push import resume_parked
 from app.public_urls import oauth_redirect_uri
-from app.subscriptions.jobs import activate_link, unsubscribe_all
+from app.subscriptions.jobs import activate_link, disconnect_deletions, unsubscribe_all
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,9 @@ PENDING_LIFETIME = timedelta(minutes=15)
 #: Enough for a few tabs; the oldest pending sign-in makes room for a new one.
 MAX_PENDING = 5
 CODE_VERIFIER_LENGTH = 64
+#: ``openid profile`` make Microsoft's token answer carry an ID token naming the account,
+#: so the sign-in need not ask Graph who signed in.
+SIGN_IN_SCOPES = ("openid", "profile", *DELEGATED_SCOPES)
 
 STATE_MISMATCH_REASON = "The answer from Microsoft did not match the sign-in started here (state mismatch)"
 AGAIN = "Connect with Microsoft again."
@@ -101,7 +110,7 @@ def begin_sign_in(integration, user):
     client = WebApplicationClient(integration.client_id)
     code_verifier = client.create_code_verifier(CODE_VERIFIER_LENGTH)
     state = secrets.token_urlsafe(32)
-    with OAuth2Session(client=client, scope=list(DELEGATED_SCOPES), redirect_uri=oauth_redirect_uri()) as oauth:
+    with OAuth2Session(client=client, scope=list(SIGN_IN_SCOPES), redirect_uri=oauth_redirect_uri()) as oauth:
         url, _ = oauth.authorization_url(
             authorize_endpoint(integration.tenant_id),
             state=state,
@@ -142,7 +151,7 @@ def finish_sign_in(args, user):
     if not args.get("code"):
         _fail(integration, "Microsoft sent no authorization code")
     answer = _redeem(integration, args["code"], pending["code_verifier"])
-    profile = _read_profile(integration, answer["access_token"])
+    profile = _account_of(integration, answer)
     link = _save_connection(integration, answer, profile)
     activate_link(link.id)
     db.session.commit()
@@ -152,19 +161,28 @@ def finish_sign_in(args, user):
 
 
 def disconnect(integration):
-    """Forget *integration*'s tokens and account; its settings and calendar links stay.
+    """Forget *integration*'s account and stop its sync; its settings and calendar links stay.
 
-    Subscriptions are deleted at Graph first, while the tokens that authorise it still exist.
+    Returns how many subscriptions are queued for deletion in Graph. Those deletions need
+    the stored tokens, so when there are any the tokens stay until the deletion job has run
+    (it drops them); otherwise they are deleted now. Nothing here calls Microsoft.
     """
-    unsubscribe_all(integration)
-    integration.token = None  # delete-orphan removes the stored row
+    queued = unsubscribe_all(integration)
+    if not queued:
+        integration.token = None  # delete-orphan removes the stored row
     integration.connection_state = CONNECTION_NOT_CONNECTED
     integration.connection_error = None
     integration.connected_account = None
     integration.connected_name = None
     db.session.commit()
     forget_application_token(integration.id)
-    log.info("Integration %s disconnected from Microsoft", integration.id)
+    log.info("Integration %s disconnected from Microsoft; %d subscription deletion(s) queued", integration.id, queued)
+    return queued
+
+
+def disconnect_progress(integration):
+    """The subscription deletions of a disconnect still to run or parked (a ``PendingDisconnect``), or None."""
+    return disconnect_deletions(integration.id)
 
 
 # --- Pending sign-ins in the Flask session ----------------------------------------------
@@ -238,6 +256,8 @@ def _fail(integration, reason):
 
 
 def _redeem(integration, code, code_verifier):
+    # The sign-in itself, so it stays in the request: one POST, never retried, bounded by
+    # the token endpoint's (connect, read) timeout, far inside gunicorn's 60 s.
     try:
         answer = redeem_authorization_code(ClientSettings.of(integration), code, code_verifier, oauth_redirect_uri())
     except ReconnectRequired as refusal:
@@ -249,19 +269,37 @@ def _redeem(integration, code, code_verifier):
     return answer
 
 
-def _read_profile(integration, access_token):
-    client = graph_client_for(integration, token_provider=IssuedTokenProvider(access_token))
+def _account_of(integration, answer):
+    """The signed-in account (``userPrincipalName``, ``displayName``), read from the answer's ID token.
+
+    The ID token's signature is not checked: it came straight from Microsoft's token
+    endpoint over TLS, in answer to this request, which OpenID Connect Core 1.0 (3.1.3.7)
+    accepts in place of the signature. Its claims only name the account shown in the
+    portal; the access token, not the ID token, authorises every Graph call.
+    """
+    claims = _id_token_claims(answer.get("id_token"))
+    if claims is None:
+        _fail(integration, "Microsoft sent no readable ID token (the openid permission is missing)")
+    audience = claims.get("aud")
+    if isinstance(audience, str) and audience.lower() != integration.client_id.lower():
+        _fail(integration, "Microsoft's ID token was issued to another app")
+    account = claims.get("preferred_username")
+    if not isinstance(account, str) or not account.strip():
+        _fail(integration, "Microsoft's ID token names no account (preferred_username is missing)")
+    name = claims.get("name")
+    return {"userPrincipalName": account.strip(), "displayName": name if isinstance(name, str) else None}
+
+
+def _id_token_claims(id_token):
+    """The claims of a JWT as a dict, decoded without a network call; ``None`` if it is not a readable JWT."""
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        return None
+    payload = id_token.split(".")[1]
     try:
-        profile = client.get("me", params={"$select": "userPrincipalName,displayName"})
-    except GraphError as exc:
-        if exc.is_transient:
-            raise SignInFailed(
-                f"Signed in, but Microsoft Graph did not answer ({exc.status or exc.code}). Try again.", integration
-            ) from None
-        _fail(integration, f"Signed in, but Microsoft Graph refused to read the account ({exc.code or exc.status})")
-    if not profile.get("userPrincipalName"):
-        _fail(integration, "Microsoft Graph returned no account name for the signed-in user")
-    return profile
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _save_connection(integration, answer, profile):

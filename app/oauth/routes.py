@@ -38,9 +38,17 @@ def callback():
 @login_required
 def disconnect(org_id, integration_id):
     integration = _integration_or_404(org_id, integration_id)
-    flow.disconnect(integration)
-    audit_log.record(integration, audit_log.DISCONNECTED, "The stored tokens were deleted.", commit=True)
-    flash("Disconnected from Microsoft: the stored tokens are deleted.", "success")
+    queued = flow.disconnect(integration)
+    if queued:
+        what = (
+            f"Deleting {queued} subscription(s) at Microsoft is queued; "
+            "the stored tokens are deleted once that has run."
+        )
+        audit_log.record(integration, audit_log.DISCONNECTED, what, commit=True)
+        flash(f"Disconnected from Microsoft. {what}", "success")
+    else:
+        audit_log.record(integration, audit_log.DISCONNECTED, "The stored tokens were deleted.", commit=True)
+        flash("Disconnected from Microsoft: the stored tokens are deleted.", "success")
     return redirect(_detail_url(integration))
 
 

@@ -14,7 +14,7 @@ in a module imported before the runner starts (see `load_periodic_jobs`).
 import importlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import String, cast, exists, or_, select
 
@@ -33,6 +33,8 @@ SLOTS = {
     "renew_subscriptions": timedelta(minutes=15),
     "create_missing_subscriptions": timedelta(minutes=15),
     "evaluate_alerts": timedelta(minutes=1),
+    # Only makes sure each integration's daily sweep for orphan subscriptions is queued (app/subscriptions/jobs.py).
+    "sweep_orphan_subscriptions": timedelta(minutes=15),
 }
 
 #: Modules whose import registers periodic jobs; a new feature adds its module here.
@@ -74,6 +76,13 @@ def load_periodic_jobs():
     for module in PERIODIC_MODULES:
         importlib.import_module(module)
     return [PeriodicJob(name, every, _registered[name]) for name, every in SLOTS.items() if name in _registered]
+
+
+def next_time_of_day(now, at):
+    """The first moment after `now` at which a UTC clock shows `at`: when a daily job queued now should run."""
+    now = now.astimezone(UTC)
+    today = datetime.combine(now.date(), at, tzinfo=UTC)
+    return today if today > now else today + timedelta(days=1)
 
 
 def empty_slots():

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from app import clock
 from app.extensions import db
 from app.graph.client import BatchRequest
-from app.graph.errors import GraphBadRequest, GraphNotFound
+from app.graph.errors import UNANSWERED_STATUS, GraphBadRequest, GraphNotFound, GraphTransportError
 from app.graph.paths import mailbox_path
 from app.models import CalendarLink, Integration
 from app.models.integration import CONNECTION_CONNECTED
@@ -39,7 +39,11 @@ def subscribe(link, client):
         "resource": f"{mailbox_path(link)}/events",
         "clientState": client_state,
     }
-    created = _with_fallback_lifetime(lambda lifetime: client.post("subscriptions", json=_expiring(body, lifetime)))
+    # Never sent twice blindly: a create has no transactionId, so a resend after a lost
+    # answer could leave a second subscription in Graph (see `is_unanswered_create`).
+    created = _with_fallback_lifetime(
+        lambda lifetime: client.post("subscriptions", json=_expiring(body, lifetime), retry_unanswered=False)
+    )
     link.subscription_id = created["id"]
     link.subscription_expires_at = _parse_expiry(created.get("expirationDateTime"))
     link.subscription_client_state = client_state
@@ -132,6 +136,29 @@ def delete_remote(client, subscription_id):
         client.delete(f"subscriptions/{subscription_id}")
     except GraphNotFound:
         pass  # already gone: exactly what was wanted
+
+
+def is_unanswered_create(error):
+    """Whether a failed create may have created the subscription in Graph all the same."""
+    return isinstance(error, GraphTransportError) or getattr(error, "status", None) == UNANSWERED_STATUS
+
+
+def list_ours(client):
+    """The subscriptions `client` may see (app-only: the app's; delegated: the user's) that notify this portal."""
+    ours = notification_url()
+    return [
+        subscription
+        for page in client.iter_pages("subscriptions")
+        for subscription in page.get("value") or []
+        if subscription.get("notificationUrl") == ours
+    ]
+
+
+def known_subscription_ids():
+    """Every subscription id a calendar link of this portal holds, whatever its integration."""
+    return set(
+        db.session.scalars(db.select(CalendarLink.subscription_id).where(CalendarLink.subscription_id.is_not(None)))
+    )
 
 
 def links_due_for_renewal(now, integration_id=None):

@@ -7,7 +7,8 @@ from urllib.parse import urljoin
 import requests
 
 from app.extensions import db
-from app.models import BookableObject, Booking, CalendarLink, Integration
+from app.jobs.handlers import SYNC_LINK
+from app.models import BookableObject, Booking, CalendarLink, Integration, Job
 from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED, CONNECTION_CONNECTED
 from app.subscriptions.jobs import activate_link
 from tests.live import eventually
@@ -123,12 +124,16 @@ def bookings_of(link_id):
 
 
 def wait_until_synced(app, link_id, timeout=10):
-    """Wait for the link's subscription and first sync; return the link."""
+    """Wait for the link's subscription, its first sync and the sync queued with the subscription; return the link."""
 
     def ready():
         with app.app_context():
             link = link_of(link_id)
-            return link if link.subscription_id and link.last_sync_status == "ok" and link.delta_link else None
+            synced = link.subscription_id and link.last_sync_status == "ok" and link.delta_link
+            pending = db.session.scalar(
+                db.select(db.func.count(Job.id)).where(Job.kind == SYNC_LINK, Job.key == str(link_id))
+            )
+            return link if synced and not pending else None
 
     return eventually(ready, timeout=timeout, message=f"link {link_id} was not subscribed and synced in time")
 

@@ -68,6 +68,8 @@ def test_connect_with_microsoft_through_the_consent_page(app, world, portal, m36
         )
         assert integration.token.refresh_token
         link_id = own_link(integration_id).id
+    # The account came from the ID token of the token answer: the sign-in never asked Graph.
+    assert [r for r in m365.requests("/v1.0/me") if r["path"] == "/v1.0/me"] == []
     link = wait_until_synced(app, link_id)
     with app.app_context():
         assert bookings_of(link_id) == [("Customer visit", utc(start), utc(end), "Confirmed", created["events"][USER])]
@@ -202,6 +204,28 @@ def test_a_booking_goes_to_outlook_follows_changes_and_leaves_without_ping_pong(
         assert [(status, event_id) for *_, status, event_id in bookings_of(link_id)] == [("Cancelled", None)]
     # One write each; the inbound sync may have looked the deleted event up (GET) on the way.
     assert [r["method"] for r in m365.requests("/me/events") if r["method"] != "GET"] == ["POST", "PATCH", "DELETE"]
+
+
+def test_disconnect_answers_at_once_and_its_job_deletes_the_subscription_then_the_tokens(app, world, m365, connected):
+    client, link_id = connected
+    with app.app_context():
+        integration_id = link_of(link_id).integration_id
+    assert len(m365.subscriptions(USER)) == 1
+
+    response = client.post(f"/orgs/{world.a.org}/integrations/{integration_id}/disconnect", follow_redirects=True)
+
+    assert "Deleting 1 subscription(s) at Microsoft is queued" in response.get_data(as_text=True)
+    eventually(lambda: m365.subscriptions(USER) == [], message="the subscription was not deleted at Graph")
+
+    def tokens_gone():
+        with app.app_context():
+            db.session.expire_all()
+            integration = db.session.get(Integration, integration_id)
+            return integration.token is None and integration.connection_state == "not_connected"
+
+    eventually(tokens_gone, message="the disconnect job did not drop the tokens")
+    deletions = [r for r in m365.requests("/$batch") if r["method"] == "POST"]
+    assert deletions, "the deletion went through $batch"
 
 
 def _local_in_days(days, hour):
