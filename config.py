@@ -25,6 +25,21 @@ def _flag(name, default):
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def positive_days(name, value):
+    """`value` as a whole number of days above 0; anything else is refused with a message naming `name`."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"{name} must be a whole number of days above 0, not {value!r}")
+    return int(text)
+
+
+def _days(name, default):
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return positive_days(name, value)
+
+
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     ENCRYPTION_KEY = os.environ.get("ENCRYPTION_KEY")
@@ -58,6 +73,9 @@ class Config:
     SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "10"))
     # Below gunicorn's graceful_timeout, so running jobs finish before the master kills the worker.
     SCHEDULER_SHUTDOWN_GRACE_SECONDS = float(os.environ.get("SCHEDULER_SHUTDOWN_GRACE_SECONDS", "20"))
+    # History kept before the daily prune deletes it (app/jobs/retention.py).
+    SYNC_LOG_RETENTION_DAYS = _days("SYNC_LOG_RETENTION_DAYS", 90)
+    AUDIT_LOG_RETENTION_DAYS = _days("AUDIT_LOG_RETENTION_DAYS", 730)
 
     # Alerts (see README, "Alerts and metrics"): when a condition becomes an incident.
     ALERT_LINK_FAILING_MINUTES = float(os.environ.get("ALERT_LINK_FAILING_MINUTES", "60"))

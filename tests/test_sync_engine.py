@@ -192,6 +192,51 @@ def test_replaying_the_same_pages_changes_nothing(app, room):
     assert (summary.created, summary.updated, summary.cancelled) == (0, 0, 0)
 
 
+def busy_room_pages(count, per_page):
+    """`count` appointments three hours apart, then a series master, `per_page` to a page."""
+    items = [
+        event(f"ev-{n:04d}", at(1, 0) + timedelta(hours=3 * n), at(1, 0) + timedelta(hours=3 * n, minutes=45))
+        for n in range(count)
+    ]
+    items.append(event("ev-master", at(2, 9), at(2, 10), subject="Weekly", type="seriesMaster"))
+    chunks = [items[start : start + per_page] for start in range(0, len(items), per_page)]
+    links = [delta_url(ROOM)] + [f"{delta_url(ROOM)}?$skiptoken=busy-{number}" for number in range(1, len(chunks))]
+    last = len(chunks) - 1
+    return [
+        (link, page(chunk, next_link=None if n == last else links[n + 1], delta_link=DELTA1 if n == last else None))
+        for n, (link, chunk) in enumerate(zip(links, chunks, strict=True))
+    ]
+
+
+def sync_log_after(app, entry_id):
+    with app.app_context():
+        query = db.select(SyncLogEntry).where(SyncLogEntry.id > entry_id).order_by(SyncLogEntry.id)
+        return [(entry.action, entry.reason, entry.event_id) for entry in db.session.scalars(query)]
+
+
+def test_a_full_sync_of_unchanged_appointments_logs_one_summary_line_instead_of_one_per_appointment(app, room, clock):
+    pages = busy_room_pages(1200, per_page=500)
+    with responses.RequestsMock() as mock:
+        for link, body in pages:
+            mock.get(link, json=body)
+        assert run(app, room).created == 1200
+    assert not [row for row in sync_log_after(app, 0) if "unchanged" in row[1]], "nothing was unchanged"
+
+    clock.advance(timedelta(hours=1))
+    with app.app_context():
+        before = db.session.scalar(db.select(db.func.max(SyncLogEntry.id)))
+    with responses.RequestsMock() as mock:
+        for link, body in pages:
+            mock.get(link, json=body)
+        replay = run(app, room, full=True)
+
+    assert (replay.pages, replay.skipped, replay.created, replay.updated, replay.cancelled) == (3, 1201, 0, 0, 0)
+    assert sync_log_after(app, before) == [
+        ("skip", "Series master: its occurrences are synced one by one.", "ev-master"),
+        ("skip", "1,200 appointments unchanged.", None),
+    ]
+
+
 def test_an_expired_delta_token_leads_to_a_full_sync_with_reconciliation(app, room):
     with responses.RequestsMock() as mock:
         register_first_round(mock)

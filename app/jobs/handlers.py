@@ -17,6 +17,7 @@ HANDLER_MODULES = (
     "app.subscriptions.jobs",
     "app.outbound.push",
     "app.alerts.delivery",
+    "app.jobs.retention",
     "app.connection.check",
     "app.connection.discovery",
 )

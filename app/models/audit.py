@@ -29,6 +29,6 @@ class AuditEntry(db.Model):
     user_email: Mapped[str] = mapped_column(String(320), default="")
     action: Mapped[str] = mapped_column(String(50))
     detail: Mapped[str] = mapped_column(Text, default="")
-    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
     integration = relationship("Integration")

@@ -22,7 +22,7 @@ class SyncLogEntry(db.Model):
     action: Mapped[str] = mapped_column(String(30))
     reason: Mapped[str] = mapped_column(Text, default="")
     is_error: Mapped[bool] = mapped_column(default=False)
-    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
     booking = relationship("Booking")
     link = relationship("CalendarLink")

@@ -33,12 +33,14 @@ SLOTS = {
     "renew_subscriptions": timedelta(minutes=15),
     "create_missing_subscriptions": timedelta(minutes=15),
     "evaluate_alerts": timedelta(minutes=1),
+    # Only makes sure the nightly prune is queued (app/jobs/retention.py): often, so restarts never skip a night.
+    "prune_history": timedelta(minutes=15),
     # Only makes sure each integration's daily sweep for orphan subscriptions is queued (app/subscriptions/jobs.py).
     "sweep_orphan_subscriptions": timedelta(minutes=15),
 }
 
 #: Modules whose import registers periodic jobs; a new feature adds its module here.
-PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscriptions.jobs", "app.alerts.incidents")
+PERIODIC_MODULES = ("app.scheduler.periodic", "app.subscriptions.jobs", "app.alerts.incidents", "app.jobs.retention")
 
 #: A link without a sync for this long is synced by polling, in case notifications were missed.
 STALE_AFTER = timedelta(minutes=30)

@@ -19,6 +19,9 @@ SKIP = "skip"
 REFUSE = "refuse"
 VERIFY_REMOVAL = "verify_removal"
 
+# The reason of a skip that changes nothing; a sync sums these up in one log line.
+UNCHANGED = "Unchanged."
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -215,5 +218,5 @@ def _update(event, link, booking, settings, lookups, matched_by_subject):
         if link_needed:
             reason = "Linked; nothing else changed." + linked_note
             return Decision(UPDATE, event.id, reason, booking.id, link_event=True)
-        return Decision(SKIP, event.id, "Unchanged.", booking.id)
+        return Decision(SKIP, event.id, UNCHANGED, booking.id)
     return Decision(UPDATE, event.id, reason + linked_note, booking.id, changes=changes, link_event=link_needed)

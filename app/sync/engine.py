@@ -31,6 +31,7 @@ from app.sync.decision import (
     CREATE,
     REFUSE,
     SKIP,
+    UNCHANGED,
     UPDATE,
     VERIFY_REMOVAL,
     Decision,
@@ -151,6 +152,7 @@ class _LinkSync:
         self.progress = progress
         self.prefix = mailbox_path(link)
         self.summary = SyncSummary()
+        self.unchanged = 0
         self.writes = SyncWrites(self.context.organisation_id, self.settings.ires_field, self.integration_id, link.id)
         page_size = current_app.config.get("SYNC_PAGE_SIZE", 100)
         self.headers = {"Prefer": f"{UTC_PREFERENCE}, odata.maxpagesize={page_size}"}
@@ -194,6 +196,8 @@ class _LinkSync:
 
     def _round(self, url, *, params, full, window=None):
         self.summary.full = full
+        # A round started again decides its events again; only the round that ends is summarised.
+        self.unchanged = 0
         # Reconciliation looks for bookings linked before the round whose appointments it
         # did not return; with none in the window (a room's first sync) it has nothing to
         # look for, so the appointments seen are not recorded.
@@ -215,6 +219,7 @@ class _LinkSync:
             self.link.last_full_sync_at = started_at
             db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
         self.link.delta_link = delta_link
+        self._log_unchanged()
         self._commit()
         return self.summary
 
@@ -226,7 +231,7 @@ class _LinkSync:
         is then rolled back and decided again against what the other run committed.
         """
         for attempt in range(1, PAGE_ATTEMPTS_AFTER_A_LINK_RACE + 1):
-            counts = replace(self.summary)
+            counts, unchanged = replace(self.summary), self.unchanged
             try:
                 self._apply_page(items, record_seen=record_seen)
                 self._commit()
@@ -238,6 +243,7 @@ class _LinkSync:
                 self.writes.discard()
                 for counter in fields(counts):
                     setattr(self.summary, counter.name, getattr(counts, counter.name))
+                self.unchanged = unchanged
                 log.info("Link %s: another run linked an event of this page first; deciding it again.", self.link_id)
 
     def _apply_page(self, items, *, record_seen):
@@ -311,6 +317,10 @@ class _LinkSync:
         if decision.unlink_event:
             lookups.forget(event.id)
         self.summary.count(decision.action)
+        if decision.action == SKIP and decision.reason == UNCHANGED:
+            # A full round returns every appointment again: one summary line, not one row each.
+            self.unchanged += 1
+            return
         self._log(decision.action, decision.reason, event_id=event.id, booking=booking, booking_id=decision.booking_id)
 
     def _decide(self, event, lookups, **options):
@@ -368,6 +378,12 @@ class _LinkSync:
 
     def _log(self, action, reason, **details):
         self.writes.log(action, reason, **details)
+
+    def _log_unchanged(self):
+        """Log one line for the round's unchanged appointments, if it had any (e.g. '1,234 appointments unchanged.')."""
+        if self.unchanged:
+            noun = "appointment" if self.unchanged == 1 else "appointments"
+            self._log(SKIP, f"{self.unchanged:,} {noun} unchanged.")
 
     def _commit(self):
         self.writes.write()
