@@ -368,8 +368,9 @@ def test_a_graph_that_stalls_longer_than_every_lease_lapses_none_and_runs_nothin
     from app.subscriptions import jobs as subscription_jobs
     from tests.sync_helpers import GRAPH, delta_url, graph_client, make_room_link, page
 
-    stall = 2.5
-    app.config["JOB_LEASE_SECONDS"] = 1
+    # Each lease is 2 s, renewed every 0.1 s: a busy machine may delay a beat, never twenty.
+    stall = 5.0
+    app.config["JOB_LEASE_SECONDS"] = 2
     monkeypatch.setattr(subscription_jobs, "graph_client_for", lambda integration: graph_client(max_attempts=1))
     monkeypatch.setattr(tokens, "graph_client_for", lambda integration: graph_client(max_attempts=1))
     with app.app_context():
@@ -398,7 +399,7 @@ def test_a_graph_that_stalls_longer_than_every_lease_lapses_none_and_runs_nothin
         return {"responses": [{"id": item["id"], "status": 200, "body": {}} for item in items]}
 
     renewal = PeriodicJob("renew_subscriptions", timedelta(seconds=0.2), subscription_jobs.renew_subscriptions)
-    settings = {"tick_seconds": 0.1, "lease_seconds": 1.0, "periodic_jobs": [renewal], "workers": 2}
+    settings = {"tick_seconds": 0.1, "lease_seconds": 2.0, "periodic_jobs": [renewal], "workers": 2}
     first = make_runner(app, holder_id="host:1:a", **settings)
     second = make_runner(app, holder_id="host:2:b", **settings)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -413,8 +414,8 @@ def test_a_graph_that_stalls_longer_than_every_lease_lapses_none_and_runs_nothin
         acquired_at = lease_row(app).acquired_at
         second.start()
         try:
-            wait_until(lambda: calls["batch"] >= 1 and calls["delta"] >= 1 and jobs(app) == [], timeout=20)
-            time.sleep(1.5)  # time enough for a lapsed lease to be taken over
+            wait_until(lambda: calls["batch"] >= 1 and calls["delta"] >= 1 and jobs(app) == [], timeout=30)
+            time.sleep(2.5)  # time enough for a lapsed lease to be taken over
         finally:
             first.stop()
             second.stop()

@@ -3,10 +3,12 @@ the job queue's one-job-per-key rule, keeps an Outlook event to one booking."""
 
 import threading
 
+import pytest
 import responses
 
 from app.extensions import db
 from app.models import Booking, SyncLogEntry
+from app.sync import engine
 from app.sync.engine import sync_link
 from app.sync.writes import SyncWrites
 from tests.sync_helpers import at, delta_url, event, graph_client, make_room_link, page
@@ -15,13 +17,20 @@ ROOM = "room-a@contoso.example"
 DELTA = "https://graph.test/v1.0/users/room-a@contoso.example/calendarView/delta?$deltatoken=done"
 
 
-def test_two_syncs_of_one_link_at_once_make_one_booking_per_event(app, world, clock, monkeypatch):
+@pytest.mark.parametrize("object_lock", ["held", "bypassed"])
+def test_two_syncs_of_one_link_at_once_make_one_booking_per_event(app, world, clock, monkeypatch, object_lock):
+    """Held, the object's booking lock serialises the pages; bypassed, the unique event id
+    refuses the second run's inserts and that run decides its page again."""
+    if object_lock == "bypassed":
+        monkeypatch.setattr(engine, "lock_objects_for_booking", lambda session, *object_ids: None)
     with app.app_context():
         link_id = make_room_link(world).id
     items = [event(f"ev-{n}", at(10 + n, 9), at(10 + n, 10), subject=f"Meeting {n}") for n in range(3)]
     # Both runs decide the whole page before either writes it: without the database's
     # guarantee both would create every booking.
-    both_decided = threading.Barrier(2, timeout=5)
+    # With the lock held the second run cannot decide until the first has written: the
+    # first stops waiting after a moment.
+    both_decided = threading.Barrier(2, timeout=2)
     write = SyncWrites.write
 
     def write_when_both_decided(self):

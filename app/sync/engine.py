@@ -41,7 +41,7 @@ from app.sync.decision import (
 )
 from app.sync.lookups import PageLookups, PageNotWritten, statuses_of
 from app.sync.mapping import EventNotUnderstood, IncomingEvent, parse_event
-from app.sync.queries import event_id_column
+from app.sync.queries import event_id_column, linked_event_ids
 from app.sync.writes import SyncWrites
 
 log = logging.getLogger(__name__)
@@ -261,15 +261,18 @@ class _LinkSync:
             self._remember_seen([event.id for event in parsed if not event.removed])
 
     def _apply_events(self, events):
-        lookups = PageLookups(self.context.organisation_id, self.settings.ires_field, events, self.statuses)
-        # Graph calls happen before the first write of the batch: no transaction is held
-        # open while Graph answers, so a token renewal never waits on our own lock.
-        current = self._current_state_of_removed(events, lookups)
+        # Graph calls happen before the lock and the first write of the batch: no
+        # transaction is held open while Graph answers, so a token renewal never waits on
+        # our own lock.
+        current = self._current_state_of_removed(events)
         spans = self._spans(events, current)
         if spans:
             # Held until the page commits: a portal or API save of the object waits, and
             # the page's overlap decisions read and write the object's bookings alone.
             lock_objects_for_booking(db.session, self.context.object_id)
+        # Read under the lock, so what another run of this calendar committed a moment ago
+        # is decided on, not decided again.
+        lookups = PageLookups(self.context.organisation_id, self.settings.ires_field, events, self.statuses)
         lookups.prepare_overlaps(self.context.object_id, spans)
         for event in events:
             self._handle(event, lookups, current)
@@ -291,20 +294,23 @@ class _LinkSync:
                     spans.append((moved.start_at, moved.end_at))
         return [(start, end) for start, end in spans if end > start]
 
-    def _current_state_of_removed(self, events, lookups):
+    def _current_state_of_removed(self, events):
         """What Outlook holds now for removed events that have a booking: None when truly gone.
 
         Graph also reports events that left the window as removed, so look before cancelling.
         """
+        removed = {event.id for event in events if event.removed and event.id}
+        linked = linked_event_ids(self.context.organisation_id, self.settings.ires_field, removed) if removed else set()
         current = {}
-        for event in events:
-            if event.removed and event.id not in current and lookups.booking_for_event(event.id) is not None:
-                try:
-                    current[event.id] = self.client.get(
-                        f"{self.prefix}/events/{quote(event.id, safe='')}", headers={"Prefer": UTC_PREFERENCE}
-                    )
-                except GraphNotFound:
-                    current[event.id] = None
+        for event_id in (event.id for event in events if event.id in linked):
+            if event_id in current:
+                continue
+            try:
+                current[event_id] = self.client.get(
+                    f"{self.prefix}/events/{quote(event_id, safe='')}", headers={"Prefer": UTC_PREFERENCE}
+                )
+            except GraphNotFound:
+                current[event_id] = None
         return current
 
     def _handle(self, event, lookups, current):

@@ -35,3 +35,10 @@ def linked_booking_ids(organisation_id, ires_field, event_ids):
     )
     query = db.select(found.c.id).select_from(wanted).join(found, true())
     return db.session.scalars(query, {"wanted": [{"event_id": event_id} for event_id in event_ids]}).all()
+
+
+def linked_event_ids(organisation_id, ires_field, event_ids):
+    """Those of `event_ids` that a booking of the organisation is linked to."""
+    linked = event_id_column(ires_field)
+    query = db.select(linked).where(Booking.organisation_id == organisation_id, linked.in_(list(event_ids)))
+    return set(db.session.scalars(query))
