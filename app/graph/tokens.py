@@ -629,3 +629,41 @@ def graph_client_for(integration, *, token_provider=None, **client_options):
 def graph_pool_size(config):
     """Connections to keep per Graph host: one per job thread, plus the callers beside them."""
     return max(MIN_GRAPH_POOL_SIZE, int(config.get("JOB_WORKERS", 4)) + GRAPH_CALLERS_BESIDE_JOBS)
+
+
+class DisconnectTokenProvider:
+    """Tokens for the deletions of a disconnect, which the usual providers refuse once the integration is disconnected.
+
+    Delegated: the stored access token, or one renewed with the stored refresh token (the
+    rotated refresh token is committed at once, for a retry). Application: a fresh app-only
+    token from the client credentials in the settings. Nothing goes into the process's
+    token cache, and a refusal does not mark the integration, which is disconnected already.
+    """
+
+    def __init__(self, integration):
+        self.integration = integration
+        self._access_token = None
+
+    def get_token(self):
+        if self._access_token is None:
+            self._access_token = self._fetch(stored_ok=True)
+        return self._access_token
+
+    def refresh_token(self):
+        self._access_token = self._fetch(stored_ok=False)
+        return self._access_token
+
+    def _fetch(self, stored_ok):
+        integration = self.integration
+        if not integration.is_delegated:
+            return request_application_token(ClientSettings.of(integration))["access_token"]
+        row = integration.token
+        if row is None:
+            raise ReconnectRequired("No stored token is left to authorise the deletion")
+        if stored_ok and row.expires_at - clock.utcnow() > RENEW_BEFORE_EXPIRY:
+            return row.access_token
+        if not row.refresh_token:
+            raise ReconnectRequired("No refresh token is stored")
+        store_delegated_token(row, redeem_refresh_token(ClientSettings.of(integration), row.refresh_token))
+        db.session.commit()
+        return row.access_token

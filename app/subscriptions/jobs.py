@@ -14,16 +14,7 @@ from app import clock
 from app.extensions import db
 from app.graph.client import BatchRequest
 from app.graph.errors import GraphError
-from app.graph.tokens import (
-    RENEW_BEFORE_EXPIRY,
-    ClientSettings,
-    ReconnectRequired,
-    TokenError,
-    graph_client_for,
-    redeem_refresh_token,
-    request_application_token,
-    store_delegated_token,
-)
+from app.graph.tokens import DisconnectTokenProvider, ReconnectRequired, TokenError, graph_client_for
 from app.jobs import queue
 from app.jobs.handlers import enqueue_link_sync, handler
 from app.models import CalendarLink, Integration, SyncLogEntry
@@ -318,7 +309,7 @@ def run_finish_disconnect(key, payload):
 
 
 def _delete_subscriptions(integration, subscription_ids):
-    client = graph_client_for(integration, token_provider=_DisconnectTokens(integration))
+    client = graph_client_for(integration, token_provider=DisconnectTokenProvider(integration))
     results = client.batch(
         [BatchRequest(str(number), "DELETE", f"/subscriptions/{sid}") for number, sid in enumerate(subscription_ids)]
     )
@@ -348,41 +339,3 @@ def _parked_deletions(integration_id):
         db.select(Job).where(Job.kind == FINISH_DISCONNECT, Job.key == str(integration_id), Job.state == JOB_FAILED)
     )
     return {sid for job in parked for sid in _subscription_ids(job.payload)}
-
-
-class _DisconnectTokens:
-    """Tokens for the deletions of a disconnect, which the usual providers refuse once the integration is disconnected.
-
-    Delegated: the stored access token, or one renewed with the stored refresh token (the
-    rotated refresh token is committed at once, for a retry). Application: a fresh app-only
-    token from the client credentials in the settings. Nothing goes into the process's
-    token cache, and a refusal does not mark the integration, which is disconnected already.
-    """
-
-    def __init__(self, integration):
-        self.integration = integration
-        self._access_token = None
-
-    def get_token(self):
-        if self._access_token is None:
-            self._access_token = self._fetch(stored_ok=True)
-        return self._access_token
-
-    def refresh_token(self):
-        self._access_token = self._fetch(stored_ok=False)
-        return self._access_token
-
-    def _fetch(self, stored_ok):
-        integration = self.integration
-        if not integration.is_delegated:
-            return request_application_token(ClientSettings.of(integration))["access_token"]
-        row = integration.token
-        if row is None:
-            raise ReconnectRequired("No stored token is left to authorise the deletion")
-        if stored_ok and row.expires_at - clock.utcnow() > RENEW_BEFORE_EXPIRY:
-            return row.access_token
-        if not row.refresh_token:
-            raise ReconnectRequired("No refresh token is stored")
-        store_delegated_token(row, redeem_refresh_token(ClientSettings.of(integration), row.refresh_token))
-        db.session.commit()
-        return row.access_token
