@@ -51,6 +51,20 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "").lower() in ("1", "true", "yes")
+    # REMEMBER_COOKIE_SECURE, unless set, follows SESSION_COOKIE_SECURE (see create_app).
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    # Reverse proxies in front of the portal that append X-Forwarded-For. With 0 the address
+    # the connection comes from is the client's, so a client cannot claim another one.
+    FORWARDED_FOR_PROXIES = int(os.environ.get("FORWARDED_FOR_PROXIES", "0"))
+    # Sign-in throttling (app/auth/throttle.py): attempts that sign nobody in are counted.
+    RATELIMIT_ENABLED = _flag("RATELIMIT_ENABLED", True)
+    # memory:// counts per process (per gunicorn worker); redis://host:6379/0 counts for all.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # When Redis is unreachable each process counts on its own rather than refusing every sign-in.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    LOGIN_RATE_LIMIT_PER_ACCOUNT = os.environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT", "5/minute;20/hour")
+    LOGIN_RATE_LIMIT_PER_ADDRESS = os.environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS", "10/minute;50/hour")
     # Graph batches notifications; a megabyte holds hundreds of them with room to spare.
     WEBHOOK_MAX_BYTES = int(os.environ.get("WEBHOOK_MAX_BYTES", str(1024 * 1024)))
     SYNC_PAGE_SIZE = int(os.environ.get("SYNC_PAGE_SIZE", "100"))
@@ -94,6 +108,9 @@ class Config:
     SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
     ALERT_SENDER = os.environ.get("ALERT_SENDER") or None
+    # Alert webhooks reach only the public internet unless this opens loopback and private
+    # networks, e.g. for an alert relay inside the installation's own network.
+    ALERT_WEBHOOK_ALLOW_PRIVATE = _flag("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
     # GET /metrics: a bearer token, and/or the networks that may scrape without one.
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
     METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1/32,::1/128")
@@ -109,6 +126,9 @@ class TestConfig(Config):
     MS_LOGIN_BASE_URL = "https://login.test"
     PUBLIC_BASE_URL = "https://portal.test"
     # Tests turn these on themselves; a developer's environment must not reach them.
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
     SMTP_HOST = None
+    ALERT_WEBHOOK_ALLOW_PRIVATE = False
     METRICS_TOKEN = None
     METRICS_ALLOW = "127.0.0.1/32,::1/128"

@@ -2,6 +2,7 @@ import logging
 import os
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, login_manager, migrate
 from config import Config
@@ -21,14 +22,21 @@ def create_app(config_class=Config, instance_path=None):
         app.config.from_pyfile("config.py", silent=True)
     os.makedirs(app.instance_path, exist_ok=True)
     _ensure_generated_settings(app)
+    app.config.setdefault("REMEMBER_COOKIE_SECURE", app.config.get("SESSION_COOKIE_SECURE", False))
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "ireserve.db")
 
     _configure_logging(app)
+    _trust_forwarded_for(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
+    from app import security_headers
+    from app.auth import throttle
+
+    throttle.init_app(app)
+    security_headers.register(app)
 
     from app import models  # noqa: F401
     from app.admin import bp as admin_bp
@@ -96,6 +104,17 @@ def _read_or_create(path, make_value):
     with os.fdopen(fd, "w") as new:
         new.write(value)
     return value
+
+
+def _trust_forwarded_for(app):
+    """Behind FORWARDED_FOR_PROXIES proxies the client address is taken from X-Forwarded-For.
+
+    Sign-in throttling and METRICS_ALLOW go by that address; without this every request
+    behind a proxy would seem to come from the proxy.
+    """
+    proxies = int(app.config.get("FORWARDED_FOR_PROXIES") or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=0)
 
 
 def _configure_logging(app):

@@ -73,6 +73,58 @@ def page():
             browser.close()
 
 
+@pytest.fixture
+def scripted_page(portal):
+    """A page with scripts on that records every console error, script error and CSP violation."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    _, base = portal
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+            # Injected by the browser driver, so the portal's CSP does not stop this listener.
+            context.add_init_script(
+                "window.cspViolations = [];"
+                "document.addEventListener('securitypolicyviolation',"
+                " (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+            )
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.problems = []
+            page.on("console", lambda message: _is_problem(message) and page.problems.append(message.text))
+            page.on("pageerror", lambda error: page.problems.append(str(error)))
+            yield page
+        finally:
+            browser.close()
+
+
+def _is_problem(message):
+    # The portal has no favicon; the browser's unasked-for request for one is no fault.
+    return message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico")
+
+
+def test_the_copy_buttons_work_under_the_content_security_policy(portal, scripted_page):
+    app, base = portal
+    page = scripted_page
+    page.goto(base + "/login")
+    page.get_by_label("E-mail").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Integrations").first.click()
+    page.get_by_role("link", name="New integration").click()
+
+    notification_url = page.locator("#notification-url").inner_text().strip()
+    button = page.locator('button[data-copy="notification-url"]')
+    button.click()
+
+    page.wait_for_function("(button) => button.textContent === 'Copied'", arg=button.element_handle())
+    assert page.evaluate("() => navigator.clipboard.readText()") == notification_url
+    assert notification_url.endswith("/webhooks/graph")
+    assert page.evaluate("() => window.cspViolations") == []
+    assert page.problems == []
+
+
 def room_links(app):
     with app.app_context():
         return sorted(db.session.execute(db.select(CalendarLink.mailbox, CalendarLink.enabled)).all())

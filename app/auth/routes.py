@@ -5,6 +5,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from app.auth import bp
 from app.auth.forms import FirstRunForm, LoginForm
+from app.auth.throttle import limit_attempts
 from app.extensions import db, login_manager
 from app.models import User
 from app.models.organisation import ROLE_SUPPORT
@@ -20,6 +21,7 @@ def no_users_yet():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limit_attempts("auth/login.html", LoginForm, per_account=True)
 def login():
     if no_users_yet():
         return redirect(url_for("auth.first_run"))
@@ -45,6 +47,7 @@ def logout():
 
 
 @bp.route("/setup", methods=["GET", "POST"])
+@limit_attempts("auth/setup.html", FirstRunForm, per_account=False)
 def first_run():
     """Creates the first support account; gone as soon as any user exists."""
     if not no_users_yet():

@@ -63,11 +63,12 @@ def _refusal():
 
 
 def _offered_token():
+    # The header only: access logs keep query strings, so a token there would be written down.
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.args.get("token") or None
+    return None
 
 
 def _unauthorised(reason):
