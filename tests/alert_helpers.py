@@ -1,5 +1,8 @@
 """Building blocks for alert tests: running the evaluator and the send_alert jobs."""
 
+import ipaddress
+import socket
+
 from sqlalchemy import select
 
 from app.alerts import delivery
@@ -53,3 +56,60 @@ def run_alert_jobs(now=None):
         else:
             queue.complete(job)
             outcomes[job.key] = "sent"
+
+
+# -- name resolution -------------------------------------------------------------------
+
+# Globally routable, so the webhook checks let it through; tests never connect to it.
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+class FakeDns:
+    """Stands in for socket.getaddrinfo: names answer from a table, IP literals as themselves.
+
+    Every name lookup is recorded, so a test can tell how often a host name was resolved.
+    An unknown name fails the way the real resolver does, so no test reaches real DNS.
+    """
+
+    def __init__(self):
+        self.answers = {
+            "hooks.alpha.example": [PUBLIC_ADDRESS],
+            "hooks.beta.example": [PUBLIC_ADDRESS],
+            "hooks.gamma.example": [PUBLIC_ADDRESS],
+        }
+        self.lookups = []
+        self.later_answers = {}
+
+    def answer(self, name, *addresses):
+        self.answers[name] = list(addresses)
+
+    def rebind(self, name, first, later):
+        """`name` answers `first` once and `later` from then on, as a rebinding name server does."""
+        self.answer(name, first)
+        self.later_answers[name] = [later]
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        host = host.decode() if isinstance(host, bytes) else host
+        try:
+            addresses = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            self.lookups.append(host)
+            if host not in self.answers:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+            addresses = self.answers[host]
+            if host in self.later_answers:
+                self.answers[host] = self.later_answers.pop(host)
+        port = int(port or 0)
+        return [_address_info(address, port) for address in addresses]
+
+
+def _address_info(address, port):
+    if ipaddress.ip_address(address).version == 6:
+        return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0))
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
+
+
+def install_fake_dns(monkeypatch):
+    dns = FakeDns()
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    return dns

@@ -19,7 +19,7 @@ from app.jobs import queue
 from app.models import Incident, Job
 from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NEEDS_RECONNECT
 from app.models.job import JOB_FAILED, JOB_QUEUED
-from tests.alert_helpers import HOOK_A, HOOK_B, alert_jobs, only_open, run_alert_jobs, set_webhook
+from tests.alert_helpers import HOOK_A, HOOK_B, alert_jobs, install_fake_dns, only_open, run_alert_jobs, set_webhook
 from tests.sync_helpers import make_room_link
 
 SMTP_USER, SMTP_SECRET = "alerts@portal.test", "smtp-password-123"
@@ -79,6 +79,12 @@ def smtp_server(app):
         yield mailbox
     finally:
         controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch):
+    """The webhook's host names resolve to a public address without asking real DNS."""
+    return install_fake_dns(monkeypatch)
 
 
 @pytest.fixture

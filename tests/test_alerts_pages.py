@@ -13,6 +13,7 @@ from app.extensions import db
 from app.models import Incident, Organisation, User
 from app.models.incident import SUBJECT_INSTALLATION
 from app.scheduler import lease
+from tests.alert_helpers import install_fake_dns
 
 TEMPLATE_BANNER = (
     "{% with incidents = open_incidents(integration_id=integration_id) %}"
@@ -196,7 +197,13 @@ def test_a_stopped_scheduler_shows_on_the_banner_for_admins_too(app, world):
 # -- the organisation's alert webhook --------------------------------------------------
 
 
-def test_an_admin_sets_and_clears_the_alert_webhook(login, world, app):
+@pytest.fixture
+def dns(monkeypatch):
+    """Saving a webhook resolves its host name; the test names resolve without real DNS."""
+    return install_fake_dns(monkeypatch)
+
+
+def test_an_admin_sets_and_clears_the_alert_webhook(login, world, app, dns):
     client = login(world.a.admin)
     form = {
         "name": "Alpha Rooms",
@@ -222,7 +229,7 @@ def test_a_bad_alert_webhook_is_refused_next_to_its_field(login, world, app, bad
         assert db.session.get(Organisation, world.a.org).alert_webhook_url is None
 
 
-def test_support_can_set_the_webhook_when_creating_an_organisation(login, world, app):
+def test_support_can_set_the_webhook_when_creating_an_organisation(login, world, app, dns):
     client = login(world.support)
     form = {"name": "Gamma", "timezone": "Europe/Amsterdam", "alert_webhook_url": "http://hooks.gamma.example/"}
     assert client.post("/orgs/new", data=form).status_code == 302

@@ -19,6 +19,7 @@ import requests
 from flask import current_app
 from sqlalchemy import and_, or_, select
 
+from app.alerts import webhook_target
 from app.alerts.rules import KIND_LABELS
 from app.clock import utc_to_local
 from app.extensions import db
@@ -26,7 +27,7 @@ from app.graph.errors import parse_retry_after
 from app.jobs import queue
 from app.jobs.handlers import handler
 from app.metrics import instruments
-from app.models import Incident, Organisation, User
+from app.models import Incident, Job, Organisation, User
 from app.models.organisation import ROLE_ADMIN, ROLE_SUPPORT
 from app.public_urls import public_url
 
@@ -235,19 +236,28 @@ def _local(moment, timezone):
 def post_webhook(incident, notice):
     """POST the incident as JSON to its organisation's alert webhook; 2xx counts as delivered.
 
-    Redirects are not followed, and neither the URL (it may carry a secret) nor the answer
+    The URL is checked again first (see webhook_target): an address outside the public
+    internet is never contacted and the job is parked. Redirects are not followed, the
+    answer's body is not read, and neither the URL (it may carry a secret) nor the answer
     is kept in error texts or logs.
     """
     organisation = incident.organisation
     url = organisation.alert_webhook_url if organisation else None
     if not url:
         return  # removed since the job was queued
+    allow_private = current_app.config.get(webhook_target.ALLOW_PRIVATE_SETTING, False)
     try:
-        response = requests.post(
-            url,
+        target = webhook_target.check(url, allow_private=allow_private)
+    except webhook_target.UnresolvableHost:
+        raise DeliveryFailed("The alert webhook's host name could not be resolved.") from None
+    except webhook_target.RefusedTarget as refused:
+        reason = webhook_target.refusal_message(refused.kind, "its address") if refused.kind else str(refused)
+        raise DeliveryFailed(f"The alert webhook was not called: {reason}", transient=False) from None
+    try:
+        response = webhook_target.post(
+            target,
             json=webhook_body(incident, notice),
             timeout=WEBHOOK_TIMEOUT,
-            allow_redirects=False,
             headers={"User-Agent": USER_AGENT},
         )
     except requests.RequestException as error:
@@ -255,12 +265,34 @@ def post_webhook(incident, notice):
     status = response.status_code
     if 200 <= status < 300:
         return
+    if 300 <= status < 400:
+        raise DeliveryFailed(
+            f"The alert webhook answered {status}, a redirect; alert webhooks do not follow redirects.",
+            transient=False,
+        )
     transient = status in (408, 425, 429) or status >= 500
     raise DeliveryFailed(
         f"The alert webhook answered {status}.",
         transient=transient,
         retry_after=parse_retry_after(response.headers.get("Retry-After")) if transient else None,
     )
+
+
+def webhook_problems(incident_ids):
+    """Why the webhook notices of these incidents are not delivered yet, by incident id.
+
+    Read from the send_alert jobs still waiting for a retry or parked; a delivered notice
+    leaves no job behind, so an incident without a problem is absent.
+    """
+    keys = [f"{incident_id}:{notice}:{WEBHOOK}" for incident_id in incident_ids for notice in NOTICES]
+    if not keys:
+        return {}
+    jobs = db.session.execute(
+        select(Job.key, Job.last_error)
+        .where(Job.kind == SEND_ALERT, Job.key.in_(keys), Job.last_error.is_not(None))
+        .order_by(Job.id)
+    ).all()
+    return {int(key.partition(":")[0]): error.removeprefix(f"{DeliveryFailed.__name__}: ") for key, error in jobs}
 
 
 def webhook_body(incident, notice):

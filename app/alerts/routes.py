@@ -50,6 +50,7 @@ def _render_list(query, organisation):
         organisation=organisation,
         page=page,
         email_enabled=delivery.email_enabled(),
+        webhook_problems=delivery.webhook_problems([incident.id for incident in page.items]),
     )
 
 
