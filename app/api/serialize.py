@@ -2,7 +2,7 @@
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from app.clock import local_to_utc
+from app.clock import FIRST_YEAR, LAST_YEAR, in_accepted_years, local_to_utc, skipped_time_message
 from app.extensions import db
 from app.models import BookableObject, BookingStatus, Customer, Integration
 from app.models.integration import DEFAULT_IRES_FIELD
@@ -136,7 +136,11 @@ def parse_status_change(payload, organisation):
 
 
 def parse_time(value, timezone_name, label):
-    """An ISO 8601 date and time as aware UTC, to the second; a time without offset is local."""
+    """An ISO 8601 date and time as aware UTC, to the second; a time without offset is local.
+
+    The year, as written, must be one the application accepts, and a local time must be
+    one the organisation's clocks show (not one they skip when going forward).
+    """
     wrong = f"Enter the {label} as an ISO 8601 date and time, such as {TIME_EXAMPLE}."
     if not isinstance(value, str):
         return None, wrong
@@ -150,11 +154,20 @@ def parse_time(value, timezone_name, label):
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None, wrong
+    if not in_accepted_years(parsed):
+        return None, _out_of_range(label)
+    # Only a time without offset is read on the organisation's clock, so only it can fall in a gap.
+    if parsed.tzinfo is None and (message := skipped_time_message(parsed, timezone_name)):
+        return None, message
     return _to_utc(parsed, timezone_name, wrong)
 
 
 def parse_range_bound(value, timezone_name, label, is_end):
-    """A query bound: a date means that day in the organisation's time zone, end days included."""
+    """A query bound: a date means that day in the organisation's time zone, end days included.
+
+    Years outside the accepted ones are refused. Unlike a booking's times, a bound on a
+    skipped local time is read with the offset before the change: it only narrows a list.
+    """
     wrong = f"Enter {label} as a date (2026-12-01) or an ISO 8601 date and time ({TIME_EXAMPLE})."
     # An unencoded '+' in a query string arrives as a space: read '09:00 01:00' as '09:00+01:00'.
     candidates = [value] + ([value[::-1].replace(" ", "+", 1)[::-1]] if " " in value else [])
@@ -164,12 +177,16 @@ def parse_range_bound(value, timezone_name, label, is_end):
         except ValueError:
             pass
         else:
+            if not in_accepted_years(day):
+                return None, _out_of_range(label)
             midnight = datetime.combine(day + timedelta(days=1) if is_end else day, time.min)
             return _to_utc(midnight, timezone_name, wrong)
         try:
             parsed = datetime.fromisoformat(candidate)
         except ValueError:
             continue
+        if not in_accepted_years(parsed):
+            return None, _out_of_range(label)
         return _to_utc(parsed, timezone_name, wrong)
     return None, wrong
 
@@ -182,6 +199,10 @@ def parse_int(value, label, minimum, maximum):
     if not minimum <= number <= maximum:
         return None, f"Enter {label} between {minimum} and {maximum}."
     return number, None
+
+
+def _out_of_range(label):
+    return f"Enter the {label} as a date between {FIRST_YEAR} and {LAST_YEAR}."
 
 
 def _to_utc(parsed, timezone_name, wrong):

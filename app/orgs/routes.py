@@ -144,11 +144,12 @@ def booking_list(org_id):
         .options(db.joinedload(Booking.object), db.joinedload(Booking.status), db.joinedload(Booking.customer))
         .order_by(Booking.start_at, Booking.id)
     )
-    if filters.validate():
-        if filters.start.data:
-            query = query.where(Booking.end_at > _local_midnight(filters.start.data, organisation))
-        if filters.end.data:
-            query = query.where(Booking.start_at < _local_midnight(filters.end.data + timedelta(days=1), organisation))
+    # A refused bound is shown with its error and left out; the other one still narrows the list.
+    filters.validate()
+    if filters.start.data and not filters.start.errors:
+        query = query.where(Booking.end_at > _local_midnight(filters.start.data, organisation))
+    if filters.end.data and not filters.end.errors:
+        query = query.where(Booking.start_at < _local_midnight(filters.end.data + timedelta(days=1), organisation))
     page = db.paginate(query, per_page=BOOKINGS_PER_PAGE, error_out=False)
     return render_template("orgs/booking_list.html", organisation=organisation, filters=filters, page=page)
 
@@ -163,7 +164,7 @@ def _local_midnight(day, organisation):
 def booking_edit(org_id, booking_id=None):
     organisation = organisation_or_404(org_id)
     booking = in_organisation_or_404(Booking, organisation, booking_id) if booking_id else None
-    form = BookingForm(obj=_booking_form_data(booking, organisation))
+    form = BookingForm(obj=_booking_form_data(booking, organisation), timezone_name=organisation.timezone)
     _fill_booking_choices(form, organisation, booking)
     if form.validate_on_submit():
         candidate = booking or Booking(organisation_id=org_id)
