@@ -431,7 +431,7 @@ def test_connecting_and_disconnecting_are_recorded(app, login, world, mocked):
         ]
 
 
-def test_a_failed_sign_in_records_nothing(app, login, world, mocked):
+def test_a_failed_sign_in_is_recorded_with_its_reason_and_nothing_else(app, login, world, mocked):
     from tests.test_oauth_delegated import CALLBACK, add_integration, start_connect
 
     with app.app_context():
@@ -440,4 +440,4 @@ def test_a_failed_sign_in_records_nothing(app, login, world, mocked):
     params = start_connect(client, world, integration_id)
     client.get(CALLBACK, query_string={"error": "access_denied", "state": params["state"]})
     with app.app_context():
-        assert audit_entries() == []
+        assert audit_entries() == [("sign_in_failed", "Access was denied at sign-in.", "admin@a.example")]

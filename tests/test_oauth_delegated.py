@@ -19,7 +19,7 @@ from app.database import encryption
 from app.extensions import db
 from app.graph import tokens
 from app.graph.tokens import DelegatedTokenProvider, ReconnectRequired, TokenServiceUnavailable, graph_client_for
-from app.models import CalendarLink, Integration, OAuthToken, User
+from app.models import AuditEntry, CalendarLink, Integration, OAuthToken, User
 from app.models.job import Job
 from app.oauth.flow import PENDING_KEY
 from tests.admin_helpers import run_queued_jobs
@@ -276,14 +276,16 @@ def test_a_missing_or_mismatched_state_is_rejected(app, login, world, integratio
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert "does not belong to a sign-in started here, so it was ignored" in body
-    assert "state mismatch" in body
     assert len(mocked.calls) == 0
     assert "carried an unknown state" in caplog.text
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
-        assert integration.connection_state == "needs_reconnect"
-        assert "state mismatch" in integration.connection_error
+        # The abandoned sign-in is in the audit log; the integration itself is as it was.
+        assert (integration.connection_state, integration.connection_error) == ("not_connected", None)
         assert integration.token is None
+        assert "state mismatch" in db.session.scalar(
+            db.select(AuditEntry.detail).where(AuditEntry.action == "sign_in_failed")
+        )
         untouched = db.session.get(Integration, b_integration)
         assert (untouched.connection_state, untouched.connection_error) == ("not_connected", None)
     assert pending_sign_ins(client) == {}
@@ -327,10 +329,10 @@ def test_a_sign_in_left_open_too_long_is_refused(app, login, world, integration_
     assert "The sign-in took longer than 15 minutes. Connect with Microsoft again." in response.get_data(as_text=True)
     assert len(mocked.calls) == 0
     with app.app_context():
-        assert db.session.get(Integration, integration_id).connection_state == "needs_reconnect"
+        assert db.session.get(Integration, integration_id).connection_state == "not_connected"
 
 
-def test_declined_consent_marks_the_integration_needs_reconnect(app, login, world, integration_id, mocked):
+def test_declined_consent_is_reported_and_changes_nothing(app, login, world, integration_id, mocked):
     client = login(world.a.admin)
     params = start_connect(client, world, integration_id)
     response = client.get(
@@ -343,17 +345,16 @@ def test_declined_consent_marks_the_integration_needs_reconnect(app, login, worl
         follow_redirects=True,
     )
     body = response.get_data(as_text=True)
-    assert "Consent was declined (AADSTS65004). Connect with Microsoft again." in body
+    assert "The sign-in did not complete: Consent was declined (AADSTS65004). Connect with Microsoft again." in body
     assert len(mocked.calls) == 0
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
-        assert integration.connection_state == "needs_reconnect"
-        assert integration.connection_error == "Consent was declined (AADSTS65004)"
+        assert (integration.connection_state, integration.connection_error) == ("not_connected", None)
     page = client.get(detail_path(world, integration_id)).get_data(as_text=True)
-    assert "needs reconnect" in page and "Reconnect with Microsoft" in page
+    assert "needs reconnect" not in page and "Connect with Microsoft" in page
 
 
-def test_a_refused_code_marks_the_integration_needs_reconnect(app, login, world, integration_id, mocked):
+def test_a_refused_code_stores_nothing(app, login, world, integration_id, mocked):
     client = login(world.a.admin)
     params = start_connect(client, world, integration_id)
     register_code_exchange(
@@ -369,7 +370,7 @@ def test_a_refused_code_marks_the_integration_needs_reconnect(app, login, world,
     assert "The authorization code was already used (AADSTS54005)" in response.get_data(as_text=True)
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
-        assert integration.connection_state == "needs_reconnect"
+        assert integration.connection_state == "not_connected"
         assert integration.token is None
 
 
@@ -418,7 +419,7 @@ def test_an_answer_without_a_usable_id_token_stores_no_token(app, login, world, 
     assert len(mocked.calls) == 1  # the code exchange; no Graph call to make up for it
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
-        assert (integration.connection_state, integration.connection_error) == ("needs_reconnect", reason)
+        assert (integration.connection_state, integration.connection_error) == ("not_connected", None)
         assert integration.token is None
         assert db.session.scalar(db.select(db.func.count()).select_from(CalendarLink)) == 0
 

@@ -8,9 +8,10 @@ from here.
 
 from app.auth import audit_log
 from app.extensions import db
-from app.models import BookableObject, CalendarLink, SyncSeenEvent
-from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER
+from app.models import BookableObject, CalendarLink
+from app.models.calendar_link import MAILBOX_ME
 from app.subscriptions.jobs import activate_link, deactivate_link
+from app.sync.calendar_reset import forget_sync_state
 
 
 def room_taken(integration, upn, *, other_than=None):
@@ -48,7 +49,7 @@ def edit_room(link, upn, object_id):
     if address_changed:
         changes.append(f"address {link.mailbox} → {upn}")
         deactivate_link(link)
-        _forget_sync_state(link)
+        forget_sync_state(link)
         link.mailbox = upn
         link.places_missing_since = None  # not checked against Microsoft 365 yet
     if object_id != link.object_id:
@@ -63,18 +64,6 @@ def edit_room(link, upn, object_id):
         activate_link(link.id)
     audit_log.record(link.integration, audit_log.ROOM_EDITED, f"{link.mailbox}: " + "; ".join(changes) + ".")
     return changes
-
-
-def _forget_sync_state(link):
-    link.delta_link = None
-    link.window_start = None
-    link.window_end = None
-    link.last_sync_at = None
-    link.last_full_sync_at = None
-    link.last_sync_status = SYNC_NEVER
-    link.last_sync_error = None
-    link.subscription_error = None
-    db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == link.id))
 
 
 def set_enabled(link, enabled):

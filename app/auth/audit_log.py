@@ -21,6 +21,9 @@ ROOMS_PASTED = "rooms_pasted"
 ROOMS_IMPORTED = "rooms_imported"
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
+SIGN_IN_FAILED = "sign_in_failed"
+ACCOUNT_SWITCHED = "account_switched"
+SWITCH_DECLINED = "switch_declined"
 JOB_RETRIED = "job_retried"
 
 #: How each action reads in the portal.
@@ -36,6 +39,9 @@ ACTION_LABELS = {
     ROOMS_IMPORTED: "Rooms imported from Microsoft 365",
     CONNECTED: "Connected",
     DISCONNECTED: "Disconnected",
+    SIGN_IN_FAILED: "Sign-in failed",
+    ACCOUNT_SWITCHED: "Switched to another account",
+    SWITCH_DECLINED: "Kept the connected account",
     JOB_RETRIED: "Job retried",
 }
 

@@ -638,10 +638,16 @@ class DisconnectTokenProvider:
     rotated refresh token is committed at once, for a retry). Application: a fresh app-only
     token from the client credentials in the settings. Nothing goes into the process's
     token cache, and a refusal does not mark the integration, which is disconnected already.
+    *auth_mode* is the method the subscriptions were made with, when the integration has
+    switched method since; by default its current one.
     """
 
-    def __init__(self, integration):
+    def __init__(self, integration, auth_mode=None, *, tokens=None):
+        # *tokens*: a row of delegated tokens used instead of the integration's own (the
+        # retiring account of an account switch).
         self.integration = integration
+        self.tokens = tokens
+        self.delegated = integration.is_delegated if auth_mode is None else auth_mode == AUTH_DELEGATED
         self._access_token = None
 
     def get_token(self):
@@ -655,9 +661,9 @@ class DisconnectTokenProvider:
 
     def _fetch(self, stored_ok):
         integration = self.integration
-        if not integration.is_delegated:
+        if not self.delegated:
             return request_application_token(ClientSettings.of(integration))["access_token"]
-        row = integration.token
+        row = self.tokens if self.tokens is not None else integration.token
         if row is None:
             raise ReconnectRequired("No stored token is left to authorise the deletion")
         if stored_ok and row.expires_at - clock.utcnow() > RENEW_BEFORE_EXPIRY:

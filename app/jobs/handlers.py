@@ -19,7 +19,9 @@ HANDLER_MODULES = (
     "app.alerts.delivery",
     "app.jobs.retention",
     "app.connection.check",
+    "app.connection.verify",
     "app.connection.discovery",
+    "app.oauth.account_switch",
 )
 
 _handlers = {}

@@ -1,5 +1,6 @@
 """Import every model here so Alembic and the app see the whole schema."""
 
+from app.models.account_handover import AccountHandover
 from app.models.api_token import ApiToken
 from app.models.audit import AuditEntry
 from app.models.booking import BookableObject, Booking, BookingStatus, Customer
@@ -14,6 +15,7 @@ from app.models.sync_log import SyncLogEntry
 from app.models.sync_state import SyncSeenEvent
 
 __all__ = [
+    "AccountHandover",
     "AlertCondition",
     "ApiToken",
     "AuditEntry",

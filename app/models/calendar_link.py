@@ -26,6 +26,9 @@ class CalendarLink(db.Model):
     mailbox: Mapped[str] = mapped_column(String(320))
     object_id: Mapped[int] = mapped_column(ForeignKey("bookable_objects.id", ondelete="RESTRICT"), index=True)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # The Microsoft account whose calendar `me` is: the sync state and the linked bookings
+    # belong to it, so signing in as another account is a switch, not a reconnect.
+    account: Mapped[str | None] = mapped_column(String(320))
 
     # The URL Graph gave at the end of the last complete round; the next round replays it.
     delta_link: Mapped[str | None] = mapped_column(Text)

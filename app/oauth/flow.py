@@ -16,8 +16,9 @@ Disconnecting never calls Microsoft either: the deletion of the calendars' subsc
 is queued (`app.subscriptions.jobs.unsubscribe_all`), and the tokens that authorise it are
 deleted by that job once it has run.
 
-Every failure marks the integration "needs reconnect" with a readable reason, except
-transient ones, which change nothing and ask to try again.
+A sign-in that fails, is cancelled at Microsoft, or answers with a state this browser did
+not start changes nothing but the audit log: a working connection keeps working, and
+"needs reconnect" keeps meaning that Microsoft refused the stored tokens.
 """
 
 import base64
@@ -25,6 +26,7 @@ import binascii
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import session
@@ -33,6 +35,7 @@ from requests_oauthlib import OAuth2Session
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
+from app.auth import audit_log
 from app.extensions import db
 from app.graph.tokens import (
     DELEGATED_SCOPES,
@@ -43,12 +46,13 @@ from app.graph.tokens import (
     authorize_endpoint,
     describe_refusal,
     forget_application_token,
-    record_reconnect_required,
     redeem_authorization_code,
     store_delegated_token,
 )
-from app.models.calendar_link import MAILBOX_ME, SYNC_NEVER, CalendarLink
+from app.models import AccountHandover
+from app.models.calendar_link import MAILBOX_ME, CalendarLink
 from app.models.integration import CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED, Integration, OAuthToken
+from app.oauth import account_switch
 from app.outbound.push import resume_parked
 from app.public_urls import oauth_redirect_uri
 from app.subscriptions.jobs import activate_link, disconnect_deletions, unsubscribe_all
@@ -71,6 +75,14 @@ AGAIN = "Connect with Microsoft again."
 
 class CannotConnect(Exception):
     """The integration is not ready for a sign-in; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """How a sign-in ended: *integration* connected, or, with *switch_offer*, waiting for the admin's choice."""
+
+    integration: Integration
+    switch_offer: AccountHandover | None = None
 
 
 class SignInFailed(Exception):
@@ -136,9 +148,10 @@ def begin_sign_in(integration, user):
 def finish_sign_in(args, user):
     """Complete the sign-in Microsoft answered with *args* (the callback's query string).
 
-    :returns: the connected :class:`Integration`.
-    :raises SignInFailed: with a message for the user; the integration, when known, is
-        marked "needs reconnect" unless the failure was transient.
+    :returns: a :class:`SignInOutcome`: the integration connected, or a switch to another
+        account offered (nothing changed yet, see `app.oauth.account_switch`).
+    :raises SignInFailed: with a message for the user; the failure is in the audit log of
+        the integration, when it is known, and nothing else changed.
     """
     pending = _take_pending(args.get("state"))
     if pending is None or pending["user_id"] != user.id:
@@ -152,12 +165,14 @@ def finish_sign_in(args, user):
         _fail(integration, "Microsoft sent no authorization code")
     answer = _redeem(integration, args["code"], pending["code_verifier"])
     profile = _account_of(integration, answer)
+    if account_switch.is_switch(integration, profile["userPrincipalName"]):
+        return SignInOutcome(integration, account_switch.offer_switch(integration, user, answer, profile))
     link = _save_connection(integration, answer, profile)
     activate_link(link.id)
     db.session.commit()
     resume_parked(integration.id)
     log.info("Integration %s connected to Microsoft", integration.id)
-    return integration
+    return SignInOutcome(integration)
 
 
 def disconnect(integration):
@@ -213,14 +228,14 @@ def _take_pending_of(user_id):
 def _reject_unmatched_answer(user):
     """An answer whose state matches no sign-in this user started here: ignore it, say so.
 
-    The sign-ins this user did start are abandoned: their answer can no longer be told
-    apart from a forged one.
+    The sign-ins this user did start are abandoned, since their answer can no longer be
+    told apart from a forged one; their integrations stay as they were.
     """
     abandoned = []
     for entry in _take_pending_of(user.id):
         integration = db.session.get(Integration, entry["integration_id"])
         if integration is not None and user.can_access(integration.organisation_id):
-            record_reconnect_required(integration, STATE_MISMATCH_REASON)
+            audit_log.record(integration, audit_log.SIGN_IN_FAILED, STATE_MISMATCH_REASON + ".")
             abandoned.append(integration)
     db.session.commit()
     log.warning(
@@ -248,11 +263,17 @@ def _pending_integration(pending, user):
 # --- Redeeming the answer ---------------------------------------------------------------
 
 
-def _fail(integration, reason):
-    record_reconnect_required(integration, reason)
+def _fail(integration, reason, *, next_step=None):
+    audit_log.record(integration, audit_log.SIGN_IN_FAILED, f"{reason}.")
     db.session.commit()
     log.warning("Sign-in for integration %s failed: %s", integration.id, reason)
-    raise SignInFailed(f"{reason}. {AGAIN}", integration)
+    raise SignInFailed(f"The sign-in did not complete: {reason}. {next_step or _unchanged(integration)}", integration)
+
+
+def _unchanged(integration):
+    if integration.connection_state == CONNECTION_CONNECTED and integration.connected_account:
+        return f"The integration still syncs {integration.connected_account}'s calendar; nothing was changed."
+    return AGAIN
 
 
 def _redeem(integration, code, code_verifier):
@@ -263,7 +284,7 @@ def _redeem(integration, code, code_verifier):
     except ReconnectRequired as refusal:
         _fail(integration, refusal.reason)
     except TokenError as failure:
-        raise SignInFailed(f"{failure}. Nothing was changed: connect again in a moment.", integration) from None
+        _fail(integration, str(failure), next_step="Nothing was changed: connect again in a moment.")
     if not answer.get("refresh_token"):
         _fail(integration, "Microsoft issued no refresh token (the offline_access permission is missing)")
     return answer
@@ -304,7 +325,6 @@ def _id_token_claims(id_token):
 
 def _save_connection(integration, answer, profile):
     account = profile["userPrincipalName"]
-    switched_account = bool(integration.connected_account) and integration.connected_account.lower() != account.lower()
     if integration.token is None:
         integration.token = OAuthToken()
     store_delegated_token(integration.token, answer)
@@ -312,7 +332,8 @@ def _save_connection(integration, answer, profile):
     integration.connected_name = profile.get("displayName")
     integration.connection_state = CONNECTION_CONNECTED
     integration.connection_error = None
-    link = _ensure_own_calendar_link(integration, switched_account)
+    link = _ensure_own_calendar_link(integration, account)
+    account_switch.discard_offers(integration)
     try:
         db.session.commit()
     except IntegrityError:
@@ -322,23 +343,15 @@ def _save_connection(integration, answer, profile):
     return link
 
 
-def _ensure_own_calendar_link(integration, switched_account):
-    """The one ``me`` link of a delegated integration, on its object (created if missing)."""
-    link = db.session.scalar(
-        db.select(CalendarLink).where(CalendarLink.integration_id == integration.id, CalendarLink.mailbox == MAILBOX_ME)
-    )
+def _ensure_own_calendar_link(integration, account):
+    """The one ``me`` link of a delegated integration, on its object (created if missing), syncing *account*.
+
+    Another account than the link's never gets here: that is a switch (`app.oauth.account_switch`).
+    """
+    link = account_switch.own_calendar(integration)
     if link is None:
         link = CalendarLink(integration_id=integration.id, mailbox=MAILBOX_ME, object_id=integration.object_id)
         db.session.add(link)
-        return link
     link.object_id = integration.object_id
-    if switched_account:
-        # The stored delta position belongs to the previous account's mailbox.
-        link.delta_link = None
-        link.window_start = None
-        link.window_end = None
-        link.last_sync_at = None
-        link.last_sync_status = SYNC_NEVER
-        link.last_sync_error = None
-        log.info("Integration %s switched account; its calendar starts a full sync", integration.id)
+    link.account = account
     return link

@@ -85,7 +85,10 @@ def unsubscribe_all(integration):
     for link in links:
         lifecycle.forget(link)
     if subscription_ids:
-        queue.enqueue(FINISH_DISCONNECT, str(integration.id), payload=_deletions_payload(subscription_ids))
+        # The method that made the subscriptions authorises their deletion, even when the
+        # integration switches method in the same transaction.
+        payload = {AUTH_MODE_KEY: integration.auth_mode, **_deletions_payload(subscription_ids)}
+        queue.enqueue(FINISH_DISCONNECT, str(integration.id), payload=payload)
     return len(subscription_ids)
 
 
@@ -262,6 +265,8 @@ FINISH_DISCONNECT = "finish_disconnect"
 #: Payload keys of a disconnect job: one per subscription, so coalesced jobs keep them all
 #: (`queue.merge_payloads` unions keys) and the queue's retries keep them too.
 DELETION_PREFIX = "subscription:"
+#: Payload key of the connection method the subscriptions were made with.
+AUTH_MODE_KEY = "auth_mode"
 
 
 @dataclass(frozen=True)
@@ -299,17 +304,35 @@ def run_finish_disconnect(key, payload):
         return  # deleted with its tokens: nothing is left to authorise a deletion
     subscription_ids = sorted(_subscription_ids(payload))
     try:
-        _delete_subscriptions(integration, subscription_ids)
+        _delete_subscriptions(integration, subscription_ids, payload.get(AUTH_MODE_KEY))
     except ReconnectRequired as refusal:
         log.warning("Subscriptions of disconnected integration %s not deleted: %s", integration.id, refusal)
-    if integration.connection_state != CONNECTION_CONNECTED:
+    # An application integration (switched since) has no use for a delegated token.
+    if integration.connection_state != CONNECTION_CONNECTED or not integration.is_delegated:
         integration.token = None  # delete-orphan removes the stored row
     db.session.commit()
     log.info("Integration %s: disconnect finished, %d subscription(s) handled", integration.id, len(subscription_ids))
 
 
-def _delete_subscriptions(integration, subscription_ids):
-    client = graph_client_for(integration, token_provider=DisconnectTokenProvider(integration))
+def take_over_disconnect_deletions(integration_id):
+    """Remove the integration's disconnect jobs not yet running; return the subscription ids they were to delete.
+
+    A switch to another account deletes them itself, with the tokens of the account that
+    made them, which the disconnect job would no longer find. Joins the caller's transaction.
+    """
+    jobs = db.session.scalars(
+        db.select(Job).where(Job.kind == FINISH_DISCONNECT, Job.key == str(integration_id), Job.state != JOB_RUNNING)
+    ).all()
+    taken = set()
+    for job in jobs:
+        taken |= _subscription_ids(job.payload)
+        db.session.delete(job)
+    return taken
+
+
+def _delete_subscriptions(integration, subscription_ids, auth_mode):
+    provider = DisconnectTokenProvider(integration, auth_mode=auth_mode)
+    client = graph_client_for(integration, token_provider=provider)
     results = client.batch(
         [BatchRequest(str(number), "DELETE", f"/subscriptions/{sid}") for number, sid in enumerate(subscription_ids)]
     )

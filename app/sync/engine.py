@@ -56,6 +56,14 @@ class SyncFailed(Exception):
     """A link could not be synced; the message is safe to show in the portal."""
 
 
+class CalendarReplaced(Exception):
+    """Another calendar took the link's place while this run read the old one (an account switch).
+
+    The run ends without writing what it read: it belongs to a calendar no longer synced,
+    and the sync queued by the switch reads the new one.
+    """
+
+
 @dataclass
 class SyncSummary:
     pages: int = 0
@@ -96,6 +104,10 @@ def sync_link(link_id, *, full=False, client=None, progress=None):
         if client is None:
             client = tokens.graph_client_for(link.integration)
         summary = _LinkSync(link, client, progress).sync(full)
+    except CalendarReplaced:
+        db.session.rollback()
+        log.info("Link %s: its calendar was replaced during the sync; the run's pages were not applied", link_id)
+        return SyncSummary()
     except Exception as error:
         db.session.rollback()
         _record_failure(link_id, error)
@@ -151,6 +163,8 @@ class _LinkSync:
         self.client = client
         self.progress = progress
         self.prefix = mailbox_path(link)
+        # Whose calendar this run reads; checked under the object's lock before each page is applied.
+        self.calendar = (link.mailbox, link.account)
         self.summary = SyncSummary()
         self.unchanged = 0
         self.writes = SyncWrites(self.context.organisation_id, self.settings.ires_field, self.integration_id, link.id)
@@ -211,6 +225,9 @@ class _LinkSync:
             delta_link = page.get("@odata.deltaLink")
         if not delta_link:
             raise SyncFailed("Graph ended the sync round without a delta link.")
+        # The round's position is the old calendar's if the calendar was replaced meanwhile.
+        lock_objects_for_booking(db.session, self.context.object_id)
+        self._refuse_a_replaced_calendar()
         if full:
             start, end, started_at = window
             if reconcile:
@@ -266,16 +283,26 @@ class _LinkSync:
         # our own lock.
         current = self._current_state_of_removed(events)
         spans = self._spans(events, current)
-        if spans:
+        if events:
             # Held until the page commits: a portal or API save of the object waits, and
-            # the page's overlap decisions read and write the object's bookings alone.
+            # the page's overlap decisions read and write the object's bookings alone. An
+            # account switch takes it too, so a page read from the old calendar is either
+            # applied before the switch unlinks its bookings or not at all.
             lock_objects_for_booking(db.session, self.context.object_id)
+            self._refuse_a_replaced_calendar()
         # Read under the lock, so what another run of this calendar committed a moment ago
         # is decided on, not decided again.
         lookups = PageLookups(self.context.organisation_id, self.settings.ires_field, events, self.statuses)
         lookups.prepare_overlaps(self.context.object_id, spans)
         for event in events:
             self._handle(event, lookups, current)
+
+    def _refuse_a_replaced_calendar(self):
+        now_synced = db.session.execute(
+            db.select(CalendarLink.mailbox, CalendarLink.account).where(CalendarLink.id == self.link_id)
+        ).one_or_none()
+        if now_synced is None or tuple(now_synced) != self.calendar:
+            raise CalendarReplaced()
 
     def _spans(self, events, current):
         """The times this page may book: its appointments', and where removed ones moved to."""

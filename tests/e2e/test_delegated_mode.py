@@ -8,7 +8,7 @@ from app.clock import local_to_utc
 from app.extensions import db
 from app.jobs.handlers import enqueue_link_sync
 from app.models import Booking, BookingStatus, CalendarLink, Integration, Job
-from app.models.integration import AUTH_DELEGATED, CONNECTION_CONNECTED, CONNECTION_NEEDS_RECONNECT
+from app.models.integration import AUTH_DELEGATED, CONNECTION_CONNECTED, CONNECTION_NOT_CONNECTED
 from app.outbound.event_body import EXTENDED_PROPERTY_ID
 from tests.e2e.helpers import (
     TENANT,
@@ -97,7 +97,7 @@ def test_connect_with_microsoft_through_the_consent_page(app, world, portal, m36
             assert db.session.get(Integration, integration_id).connection_state == CONNECTION_CONNECTED
 
 
-def test_declining_consent_leaves_the_integration_needing_a_reconnect(app, world, portal, m365, login):
+def test_declining_consent_leaves_a_new_integration_not_connected(app, world, portal, m365, login):
     with app.app_context():
         integration_id = add_integration(world, AUTH_DELEGATED).id
     client = login(world.a.admin)
@@ -107,7 +107,7 @@ def test_declining_consent_leaves_the_integration_needing_a_reconnect(app, world
     assert "Consent was declined (AADSTS65004)" in page
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
-        assert integration.connection_state == CONNECTION_NEEDS_RECONNECT
+        assert (integration.connection_state, integration.connection_error) == (CONNECTION_NOT_CONNECTED, None)
         assert integration.token is None
     assert m365.subscriptions() == []
 
