@@ -17,7 +17,7 @@ from app.admin import bp, bulk_paste, calendar_health, room_changes
 from app.admin.bulk_paste import MAX_OBJECT_NAME, Entry, NewObject
 from app.admin.forms import RoomImportForm, is_mailbox_address
 from app.admin.plan_flow import preview_or_apply
-from app.admin.rooms import ROOM_TABLE_URL, objects_of, plan_basis, rooms_integration_or_404
+from app.admin.rooms import ROOM_TABLE_URL, objects_of, plan_basis, rooms_integration_or_404, when_synced
 from app.connection import discovery as room_discovery
 from app.extensions import db
 from app.graph import places
@@ -212,7 +212,7 @@ def room_import(org_id, integration_id):
         changed="The room table or the objects changed since the preview. Check the new preview, then apply again.",
         done=lambda plan: (
             f"{len(plan.added)} room(s) added from Microsoft 365, {len(plan.new_objects)} object(s) created; "
-            "their subscriptions and first syncs are queued."
+            f"{when_synced(integration, one=False)}."
         ),
         table_url=url_for("admin.room_table", org_id=org_id, integration_id=integration.id),
     )

@@ -41,7 +41,10 @@ class IntegrationForm(FlaskForm):
             (AUTH_APPLICATION, "Application: room and resource mailboxes, Outlook to i-Reserve"),
         ],
         default=AUTH_DELEGATED,
-        description="One calendar and one object: delegated. As soon as room mailboxes are involved: application.",
+        description=(
+            "One calendar and one object: delegated. As soon as room mailboxes are involved: application. "
+            "Switching the method of a connected integration disconnects it; you are asked to confirm first."
+        ),
     )
     tenant_id = StringField(
         "Tenant id",
@@ -109,7 +112,13 @@ class IntegrationForm(FlaskForm):
         description="How far ahead Outlook appointments are read.",
     )
     object_id = SelectField(
-        "Object", coerce=int, description="Delegated mode: the object the connected calendar books."
+        "Object",
+        coerce=int,
+        description=(
+            "Delegated mode: the object the connected calendar books. A change applies at once: new appointments "
+            "book the new object and its bookings go to Outlook. Bookings already linked to an Outlook appointment "
+            "stay on their object and stay in sync; the former object's other bookings no longer go to Outlook."
+        ),
     )
     submit = SubmitField("Save")
 

@@ -14,6 +14,7 @@ from app.extensions import db
 from app.jobs.handlers import enqueue_link_sync
 from app.models import BookableObject, CalendarLink, Integration
 from app.models.calendar_link import MAILBOX_ME
+from app.models.integration import CONNECTION_CONNECTED
 
 ROOMS_PER_PAGE = 50
 ROOMS_NEED_APPLICATION_MODE = (
@@ -31,6 +32,15 @@ def rooms_integration_or_404(org_id, integration_id):
     if integration.is_delegated:
         abort(400, ROOMS_NEED_APPLICATION_MODE)
     return organisation, integration
+
+
+def when_synced(integration, one=True):
+    """How a flash says when newly active rooms start syncing: queued only when the integration can run it now."""
+    if integration.connection_state == CONNECTION_CONNECTED:
+        return "its subscription and first sync are queued" if one else "their subscriptions and first syncs are queued"
+    return (
+        "it is" if one else "they are"
+    ) + " subscribed and synced once the integration is connected (saving working settings connects it)"
 
 
 def _link_or_404(integration, link_id):
@@ -171,7 +181,7 @@ def room_add(org_id, integration_id):
                 # The same room added from another tab an instant earlier.
                 db.session.rollback()
             else:
-                flash(f"Room {form.upn.data} added; its first sync is queued.", "success")
+                flash(f"Room {form.upn.data} added; {when_synced(integration)}.", "success")
                 return redirect(url_for("admin.room_table", org_id=org_id, integration_id=integration.id))
         form.upn.errors.append("This room is in the list already.")
     return _render_table(organisation, integration, form)
@@ -211,7 +221,7 @@ def room_enable(org_id, integration_id, link_id, change):
     if room_changes.set_enabled(link, enabled):
         db.session.commit()
         if enabled:
-            flash(f"Room {link.mailbox} enabled; its subscription and a sync are queued.", "success")
+            flash(f"Room {link.mailbox} enabled; {when_synced(integration)}.", "success")
         else:
             queued = "; deleting its subscription at Microsoft is queued." if subscribed else "."
             flash(f"Room {link.mailbox} disabled: it is no longer synced{queued}", "success")
@@ -283,7 +293,8 @@ def room_paste(org_id, integration_id):
         nothing="Nothing to add or change.",
         changed="The room table changed since the preview. Check the new preview, then apply again.",
         done=lambda plan: (
-            f"{len(plan.added)} room(s) added, {len(plan.changed)} changed; the new rooms' first syncs are queued."
+            f"{len(plan.added)} room(s) added, {len(plan.changed)} changed"
+            + (f"; {when_synced(integration, one=False)}." if plan.added else ".")
         ),
         table_url=url_for("admin.room_table", org_id=org_id, integration_id=integration.id),
     )

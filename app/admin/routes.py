@@ -1,15 +1,20 @@
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 
 from app import clock
 from app.admin import bp, calendar_health
+from app.admin.calendar_object import follow_object
 from app.admin.forms import IntegrationForm
+from app.admin.mode_switch import disconnect_for_switch, plan_switch, switch_needs_confirmation
 from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.connection.check import ConnectionReport, connection_test_progress, queue_connection_test
+from app.connection.verify import queue_settings_check, settings_check_pending
 from app.extensions import db
+from app.graph.tokens import forget_application_token
 from app.models import BookableObject, BookingStatus, CalendarLink, Integration
 from app.models.calendar_link import MAILBOX_ME
+from app.models.integration import CONNECTION_CONNECTED
 from app.oauth.flow import connect_blocker, disconnect_progress
 from app.public_urls import lifecycle_notification_url, notification_url, oauth_redirect_uri
 
@@ -30,6 +35,8 @@ PLAIN_SETTINGS = (
     "window_past_days",
     "window_future_days",
 )
+#: The form field that confirms a switch of connection method on the confirmation page.
+CONFIRM_SWITCH = "confirm_switch"
 TEST_NEEDS_APPLICATION_MODE = (
     "Test connection is for the application method; a delegated integration connects by signing in."
 )
@@ -72,6 +79,7 @@ def integration_detail(org_id, integration_id):
         health_of=calendar_health.health_of,
         connect_blocker=connect_blocker(integration),
         disconnecting=disconnect_progress(integration),
+        checking_settings=not integration.is_delegated and settings_check_pending(integration),
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),
         lifecycle_url=lifecycle_notification_url(),
@@ -127,16 +135,28 @@ def integration_edit(org_id, integration_id=None):
     form.set_choices(statuses, objects)
     if form.validate_on_submit():
         created = integration is None
+        switching = not created and switch_needs_confirmation(integration, form.auth_mode.data)
+        if switching and request.form.get(CONFIRM_SWITCH) != "1":
+            return _confirm_switch_page(organisation, integration, form)
         if created:
             integration = Integration(organisation_id=org_id)
             db.session.add(integration)
         before = {} if created else _shown_settings(integration)
         had_secret = integration.has_client_secret
+        credentials_before = None if created else _credentials(integration)
+        if switching:
+            disconnect_for_switch(integration)
         _apply_form(form, integration, statuses)
         db.session.flush()
-        _audit_settings(form, integration, created, before, had_secret)
+        object_change = None if created else follow_object(integration)
+        _audit_settings(form, integration, created, before, had_secret, object_change)
+        checking = _needs_settings_check(integration, credentials_before)
+        if checking:
+            queue_settings_check(integration)
         db.session.commit()
-        flash(f"Integration {integration.name} saved.", "success")
+        if switching:
+            forget_application_token(integration.id)
+        flash(_saved_message(integration, switching, object_change, checking), "success")
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
     return render_template(
         "admin/integration_form.html",
@@ -146,6 +166,60 @@ def integration_edit(org_id, integration_id=None):
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),
     )
+
+
+def _confirm_switch_page(organisation, integration, form):
+    """Nothing is saved yet: show what the switch undoes, with the submitted settings carried in hidden fields.
+
+    The client secret is never sent back to the browser: a newly typed one must be typed
+    again on this page, else the stored one is kept.
+    """
+    carried = [
+        (name, value)
+        for name, value in request.form.items(multi=True)
+        if name not in ("csrf_token", "client_secret", "submit", CONFIRM_SWITCH)
+    ]
+    return render_template(
+        "admin/integration_mode_switch.html",
+        organisation=organisation,
+        integration=integration,
+        form=form,
+        plan=plan_switch(integration),
+        new_mode=form.auth_mode.data,
+        carried=carried,
+        secret_typed=bool(form.client_secret.data),
+        confirm_field=CONFIRM_SWITCH,
+    )
+
+
+def _credentials(integration):
+    return (integration.auth_mode, integration.tenant_id, integration.client_id, integration.client_secret)
+
+
+def _needs_settings_check(integration, credentials_before):
+    """Application settings are checked with Microsoft when new, changed, or not yet working."""
+    if integration.is_delegated:
+        return False
+    return _credentials(integration) != credentials_before or integration.connection_state != CONNECTION_CONNECTED
+
+
+def _saved_message(integration, switched, object_change, checking):
+    parts = [f"Integration {integration.name} saved."]
+    if switched:
+        parts.append(
+            f"It now uses the {integration.auth_mode} method and is disconnected; "
+            "deleting the former calendars' subscriptions at Microsoft is queued."
+        )
+    if object_change:
+        parts.append(object_change.sentence())
+    if checking:
+        parts.append(
+            "Checking the settings with Microsoft is queued: once they work, the integration is connected "
+            "and its enabled rooms are subscribed and synced."
+        )
+    elif integration.is_delegated and integration.connection_state != CONNECTION_CONNECTED:
+        parts.append("Connect with Microsoft to start the sync.")
+    return " ".join(parts)
 
 
 def _defaults(statuses):
@@ -207,7 +281,7 @@ def _name_of(model, row_id):
     return row.name if row else None
 
 
-def _audit_settings(form, integration, created, before, had_secret):
+def _audit_settings(form, integration, created, before, had_secret, object_change=None):
     replaced = bool(form.client_secret.data)
     if created:
         detail = f"{integration.name}, {integration.auth_mode} method" + (", client secret set" if replaced else "")
@@ -218,5 +292,7 @@ def _audit_settings(form, integration, created, before, had_secret):
     changes = audit_log.describe_changes(before, _shown_settings(integration), labels)
     if replaced:
         changes.append("client secret replaced" if had_secret else "client secret set")
+    if object_change:
+        changes.append(object_change.describe())
     if changes:
         audit_log.record(integration, audit_log.SETTINGS_SAVED, "; ".join(changes) + ".")

@@ -122,7 +122,7 @@ def run_connection_test(integration):
         provider.refresh_token()
     except TokenError as failure:
         return ConnectionReport(token_problem=_token_problem(failure))
-    _mark_connected(integration)
+    mark_connected(integration)
     links = _enabled_rooms(integration)
     if not links:
         return ConnectionReport()
@@ -144,7 +144,8 @@ def _token_problem(failure):
     return f"No token: {failure}. Test again in a few minutes."
 
 
-def _mark_connected(integration):
+def mark_connected(integration):
+    """A token proved the settings work: mark *integration* connected, start rooms lacking a subscription. Commits."""
     if integration.connection_state != CONNECTION_CONNECTED or integration.connection_error:
         integration.connection_state = CONNECTION_CONNECTED
         integration.connection_error = None

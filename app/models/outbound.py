@@ -20,4 +20,7 @@ class OutboundEvent(db.Model):
     snapshot: Mapped[dict | None] = mapped_column(JSON)
     generation: Mapped[int] = mapped_column(default=0)
     join_url: Mapped[str | None] = mapped_column(Text)
+    # The booking's object when its event was last written: a booking still on it stays in
+    # the calendar even after the calendar's own object changed; one moved elsewhere leaves.
+    object_id: Mapped[int | None] = mapped_column(ForeignKey("bookable_objects.id", ondelete="SET NULL"))
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)

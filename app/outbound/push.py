@@ -82,12 +82,14 @@ def _apply(integration, booking, state, client):
             CalendarLink.enabled.is_(True),
         )
     )
-    on_this_calendar = own_calendar is not None and own_calendar.object_id == booking.object_id
+    on_this_calendar = own_calendar is not None and (
+        own_calendar.object_id == booking.object_id or _kept_from_former_object(booking, state, event_id)
+    )
 
     if event_id and (booking.status_id in status_ids["delete"] or not on_this_calendar):
         _delete(client, event_id)
         booking.extra.pop(field, None)
-        state.snapshot, state.join_url = None, None
+        state.snapshot, state.join_url, state.object_id = None, None, None
         state.generation += 1  # a later create is a new event, not a replay of the old one
         why = f"status {booking.status.name}" if on_this_calendar else "the booking left this calendar's object"
         return "delete", f"Removed from Outlook: {why}."
@@ -100,10 +102,12 @@ def _apply(integration, booking, state, client):
         booking.extra[field] = created["id"]
         state.snapshot = desired_event(booking, integration)
         state.join_url = ((created.get("onlineMeeting") or {}).get("joinUrl")) or None
+        state.object_id = booking.object_id
         return "create", "Created in Outlook."
     desired = desired_event(booking, integration)
     changes = changed_fields(desired, state.snapshot)
     if not changes:
+        state.object_id = booking.object_id
         return "skip", "Outlook already shows this booking."
     try:
         client.patch(event_path(event_id), json=changes)
@@ -111,7 +115,18 @@ def _apply(integration, booking, state, client):
         # Deleted in Outlook meanwhile: the inbound sync handles that as a cancellation.
         return "skip", "The Outlook event no longer exists."
     state.snapshot = desired
+    state.object_id = booking.object_id
     return "update", "Updated in Outlook: " + ", ".join(sorted(changes)) + "."
+
+
+def _kept_from_former_object(booking, state, event_id):
+    """A booking linked while the calendar booked another object, and still on that object.
+
+    Changing the calendar's object leaves the bookings it already linked where they are
+    (`app.admin.calendar_object`); their events keep following them. A booking moved to
+    another object since its event was written is not kept: it leaves the calendar.
+    """
+    return bool(event_id) and state.object_id is not None and state.object_id == booking.object_id
 
 
 def event_path(event_id):

@@ -66,6 +66,8 @@ class StoredBooking:
     channel: str
     remark: str
     event_id: str | None  # the event it is linked to through the `ires_field`
+    # None: the link's object. A booking linked before the calendar's object changed stays on its own.
+    object_id: int | None = None
 
 
 class Lookups(Protocol):
@@ -199,7 +201,7 @@ def _update(event, link, booking, settings, lookups, matched_by_subject):
         changes.update(start_at=event.start_at, end_at=event.end_at)
         errors = lookups.validation_errors(
             booking_id=booking.id,
-            object_id=link.object_id,
+            object_id=booking.object_id or link.object_id,
             status_id=booking.status_id,
             start_at=event.start_at,
             end_at=event.end_at,

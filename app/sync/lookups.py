@@ -160,4 +160,5 @@ class PageLookups:
             channel=booking.channel,
             remark=booking.remark,
             event_id=linked_event_id(booking, self.ires_field),
+            object_id=booking.object_id,
         )
