@@ -1,37 +1,21 @@
 """The admin portal in a real browser, scripts off: settings, bulk paste with its preview, the room table.
 
-Drives Debian's chromium through Playwright against the real portal served from a
-thread; no browser is downloaded. Without /usr/bin/chromium this test skips.
+Drives Debian's chromium (see tests/browser.py) against the real portal served from a thread.
 """
 
-import os
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, Integration
 from app.models.organisation import ROLE_ADMIN
 from app.orgs.provisioning import create_organisation
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, browser_page, needs_chromium, served
 from tests.conftest import PASSWORD, add_user, config_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ADMIN = "admin@alpha.example"
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason="needs Debian's chromium at /usr/bin/chromium: run `apt-get install chromium` to enable this test",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -47,30 +31,14 @@ def portal(tmp_path):
             [BookableObject(organisation_id=organisation.id, name=name) for name in ("Board room", "Hall")]
         )
         db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        with app.app_context():
-            db.engine.dispose()
+    with served(app) as base:
+        yield app, base
 
 
 @pytest.fixture
 def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            # Scripts off: every step must work with plain links and forms.
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, java_script_enabled=False)
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
+    with browser_page() as page:
+        yield page
 
 
 @pytest.fixture
