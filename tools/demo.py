@@ -1,13 +1,18 @@
 """`make demo`: the portal and the Microsoft 365 stand-in side by side, seeded, in one command.
 
 1. starts the stand-in (`python -m tools.fakegraph --seed demo`): tenant Fabrikam, the
-   users Megan and Adele, three rooms with appointments (a weekly series among them);
-2. builds a fresh SQLite database `instance/demo.db` with `flask db upgrade` and seeds it:
-   an organisation, a support account, a delegated integration for Megan's calendar and
-   an application integration for the three rooms, tested and activated;
+   users Megan and Adele, rooms in two room lists with appointments (a weekly series among
+   them), and Places answering *Find rooms in Microsoft 365*;
+2. builds a fresh SQLite database `demo.db` in the instance folder (`INSTANCE_PATH`, else
+   `instance/`) with `flask db upgrade` and seeds it: an organisation, a support account, a
+   delegated integration for Megan's calendar and an application integration for four
+   rooms, tested and activated. One room (Archive) is shut out by the tenant's application
+   access policy, so it fails as a misconfigured room would; two bookings made in i-Reserve
+   beforehand clash with Outlook appointments, so the first sync refuses those;
 3. starts the portal with gunicorn, pointed at the stand-in, and waits for the first sync.
 
-Ctrl-C stops both. Every run starts afresh: the stand-in keeps its world in memory only.
+Ctrl-C stops both and ends with "Demo stopped.". Every run starts afresh: the stand-in
+keeps its world in memory only.
 Plain http needs OAUTHLIB_INSECURE_TRANSPORT=1 in the portal's environment (requests-oauthlib
 refuses http otherwise); the demo sets it, never do so in production.
 """
@@ -21,17 +26,27 @@ import string
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import requests
 
 from tools.fakegraph import seed
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+INSTANCE = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance").resolve()
 DATABASE = INSTANCE / "demo.db"
 BIN = Path(sys.executable).parent
 SUPPORT_EMAIL = "support@demo.example"
+FAILING_ROOM = seed.DEMO_DENIED_ROOM
+#: Bookings made in i-Reserve before the first sync, each clashing with a seeded appointment:
+#: (room, title, day from today, local start, local end).
+CLASHING_BOOKINGS = [
+    (seed.STUDIO, "Equipment check", 1, "11:00", "12:30"),
+    (seed.BOARD_ROOM, "Board dinner set-up", 2, "15:30", "17:00"),
+]
 STARTUP_SECONDS = 30
 FIRST_SYNC_SECONDS = 60
 
@@ -46,7 +61,10 @@ def main():
     graph_base = f"http://127.0.0.1:{graph_port}"
     portal_base = f"http://{'127.0.0.1' if portal_host in ('0.0.0.0', '') else portal_host}:{portal_port}"
     environment = _portal_environment(portal_address, portal_base, graph_base)
-    INSTANCE.mkdir(exist_ok=True)
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    # Ctrl-C reaches the whole foreground process group; the children sit in their own
+    # sessions, so only the demo hears it and stops them in order, quietly.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     children = []
     try:
@@ -82,14 +100,17 @@ i-Reserve demo is running (Ctrl-C stops it).
                  sign in as {SUPPORT_EMAIL} / {password}
   Microsoft 365  {graph_base}/_control/   (the stand-in: change appointments here)
 
-The application integration "Meeting rooms" synced its three rooms: {bookings} bookings.
+The application integration "Meeting rooms" synced its rooms: {bookings} bookings.
 Move, cancel or delete one of their appointments on the stand-in's page and watch the booking
 follow within a second (Organisations > Fabrikam > Bookings).
+Its status page shows two appointments not booked from Outlook (they clash with bookings
+made in i-Reserve) and the Archive room failing (the tenant's access policy excludes it);
+Rooms > Find rooms in Microsoft 365 lists the tenant's rooms by room list.
 For the delegated integration "Megan's calendar", press Connect with Microsoft and accept as
-Megan Bowen on the stand-in's consent page; her appointments follow, and bookings of her
-object in a Confirmed status appear in her calendar.
+Megan Bowen (preselected) on the stand-in's consent page; her appointments follow, and
+bookings of her object in a Confirmed status appear in her calendar.
 
-Logs: {graph_log.relative_to(ROOT)}, {portal_log.relative_to(ROOT)}
+Logs: {_shown(graph_log)}, {_shown(portal_log)}
 """,
             flush=True,
         )
@@ -100,6 +121,15 @@ Logs: {graph_log.relative_to(ROOT)}, {portal_log.relative_to(ROOT)}
         print("\nStopping the demo…", flush=True)
     finally:
         _stop(children)
+    print("Demo stopped.", flush=True)
+
+
+def _shown(path):
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _portal_environment(portal_address, portal_base, graph_base):
@@ -107,6 +137,7 @@ def _portal_environment(portal_address, portal_base, graph_base):
     environment.update(
         FLASK_APP="wsgi",
         DATABASE_URL=f"sqlite:///{DATABASE}",
+        INSTANCE_PATH=str(INSTANCE),
         GRAPH_BASE_URL=f"{graph_base}/v1.0",
         MS_LOGIN_BASE_URL=f"{graph_base}/login",
         PUBLIC_BASE_URL=portal_base,
@@ -123,7 +154,12 @@ def _fresh_database(environment):
     for suffix in ("", "-wal", "-shm"):
         Path(f"{DATABASE}{suffix}").unlink(missing_ok=True)
     upgrade = subprocess.run(
-        [str(BIN / "flask"), "db", "upgrade"], env=environment, cwd=ROOT, capture_output=True, text=True
+        [str(BIN / "flask"), "db", "upgrade"],
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
     )
     if upgrade.returncode:
         raise SystemExit(f"flask db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
@@ -137,6 +173,7 @@ def _seed_portal(environment):
         [sys.executable, "-c", "from tools.demo import seed_portal; import sys; seed_portal(sys.argv[1])", password],
         env={**environment, "LOG_LEVEL": "WARNING"},
         cwd=ROOT,
+        start_new_session=True,
     )
     if seeded.returncode:
         raise SystemExit("Seeding the portal failed; the error is above.")
@@ -148,13 +185,13 @@ def seed_portal(password):
     from app import create_app
     from app.connection.check import run_connection_test_job
     from app.extensions import db
-    from app.models import BookableObject, BookingStatus, CalendarLink, Integration, User
+    from app.models import BookableObject, Booking, BookingStatus, CalendarLink, Integration, User
     from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED
     from app.models.organisation import ROLE_SUPPORT
     from app.orgs.provisioning import create_organisation
     from app.subscriptions.jobs import activate_link
 
-    app = create_app()
+    app = create_app(instance_path=str(INSTANCE))
     with app.app_context():
         organisation = create_organisation("Fabrikam", seed.DEMO_ZONE)
         support = User(email=SUPPORT_EMAIL, role=ROLE_SUPPORT)
@@ -167,7 +204,8 @@ def seed_portal(password):
             )
         }
         objects = {}
-        for name in [*seed.DEMO_ROOMS.values(), "Megan's desk"]:
+        rooms_to_map = {**seed.DEMO_ROOMS, FAILING_ROOM: "Archive"}
+        for name in [*rooms_to_map.values(), "Megan's desk"]:
             objects[name] = BookableObject(organisation_id=organisation.id, name=name, capacity=8)
             db.session.add(objects[name])
         db.session.flush()
@@ -194,29 +232,49 @@ def seed_portal(password):
         db.session.flush()
         links = [
             CalendarLink(integration_id=rooms.id, mailbox=upn, object_id=objects[name].id)
-            for upn, name in seed.DEMO_ROOMS.items()
+            for upn, name in rooms_to_map.items()
         ]
         db.session.add_all(links)
+        zone = ZoneInfo(seed.DEMO_ZONE)
+        for upn, title, day, start, end in CLASHING_BOOKINGS:
+            date = datetime.now(zone).date() + timedelta(days=day)
+            db.session.add(
+                Booking(
+                    organisation_id=organisation.id,
+                    object_id=objects[rooms_to_map[upn]].id,
+                    status=statuses["Confirmed"],
+                    start_at=_local(date, start, zone),
+                    end_at=_local(date, end, zone),
+                    remark=title,
+                )
+            )
         db.session.commit()
         # What the job queued by Test connection does: a token from the stand-in proves the
         # settings, and the report is stored for the portal's Test connection page.
         report = run_connection_test_job(str(rooms.id), {})
-        if report.token_problem or report.count("ok") != len(links):
+        if report.token_problem or report.count("ok") != len(links) - 1:
             raise SystemExit(f"The demo's connection test failed: {report.token_problem or report.rooms}")
         for link in links:
             activate_link(link.id)
         db.session.commit()
 
 
+def _local(date, clock_time, zone):
+    hours, minutes = map(int, clock_time.split(":"))
+    return datetime.combine(date, dt_time(hours, minutes), zone).astimezone(UTC)
+
+
 def _wait_for_first_sync(children, log):
-    """Wait until the rooms are synced and subscribed; return how many bookings the first sync made."""
+    """Wait until the rooms are synced and subscribed (the failing one tried); return the bookings made."""
     deadline = time.monotonic() + FIRST_SYNC_SECONDS
     while time.monotonic() < deadline:
         _check_alive(children, log)
         with sqlite3.connect(DATABASE, timeout=10) as database:
             waiting = database.execute(
-                "SELECT count(*) FROM calendar_links WHERE mailbox != 'me' "
-                "AND (last_sync_status != 'ok' OR subscription_id IS NULL)"
+                "SELECT count(*) FROM calendar_links WHERE mailbox != 'me' AND ("
+                " (mailbox != ? AND (last_sync_status != 'ok' OR subscription_id IS NULL))"
+                " OR (mailbox = ? AND last_sync_status = 'never'))",
+                (FAILING_ROOM, FAILING_ROOM),
             ).fetchone()[0]
             if not waiting:
                 return database.execute("SELECT count(*) FROM bookings").fetchone()[0]
@@ -226,7 +284,9 @@ def _wait_for_first_sync(children, log):
 
 def _start(command, environment, log_path):
     log = open(log_path, "w")  # noqa: SIM115 (kept open for the child's lifetime)
-    return subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _wait_for(url, children, log):

@@ -2,7 +2,7 @@
 
 import base64
 
-from tests.fakegraph.conftest import CLIENT_ID, DOMAIN, REDIRECT_URI, ROOM, SECRET, TENANT, USER
+from tests.fakegraph.conftest import CLIENT_ID, DOMAIN, OTHER_USER, REDIRECT_URI, ROOM, SECRET, TENANT, USER
 
 AUTHORIZE = f"/login/{TENANT}/oauth2/v2.0/authorize"
 TOKEN = f"/login/{TENANT}/oauth2/v2.0/token"
@@ -254,3 +254,18 @@ def test_unsupported_grant_types_are_refused(stand):
         "unsupported_grant_type",
         70003,
     )
+
+
+def test_the_consent_page_preselects_the_configured_account_unless_the_request_hints_another(stand):
+    stand.control("settings", {"consent_account": OTHER_USER})
+    query = {
+        "client_id": CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": REDIRECT_URI,
+        "scope": "offline_access Calendars.ReadWrite",
+        "state": "s",
+    }
+    unhinted = stand.client.get(AUTHORIZE, query_string=query).get_data(as_text=True)
+    assert f'value="{OTHER_USER}" selected' in unhinted and f'value="{USER}" selected' not in unhinted
+    hinted = stand.client.get(AUTHORIZE, query_string={**query, "login_hint": USER}).get_data(as_text=True)
+    assert f'value="{USER}" selected' in hinted and f'value="{OTHER_USER}" selected' not in hinted

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, request
 
-from . import batch, control, graph, identity, subscriptions
+from . import batch, control, graph, identity, places, subscriptions
 from .access import GraphProblem, problem_response, request_ids
 from .state import World
 
@@ -20,7 +20,7 @@ def create_app(the_world=None):
     app.json.sort_keys = False  # Graph puts @odata.* annotations first; so do we.
     use_world(app, the_world or World())
 
-    for blueprint in (identity.bp, graph.bp, subscriptions.bp, batch.bp, control.bp):
+    for blueprint in (identity.bp, graph.bp, places.bp, subscriptions.bp, batch.bp, control.bp):
         app.register_blueprint(blueprint)
 
     app.register_error_handler(GraphProblem, problem_response)

@@ -25,6 +25,8 @@ bp = Blueprint("control", __name__, url_prefix="/_control")
 
 PAGE_DAYS_BEFORE = 1
 PAGE_DAYS_AFTER = 60
+#: What a room mailbox may carry for Places.
+PLACE_FIELDS = ("capacity", "building", "floor_label", "floor_number")
 
 
 class ControlError(Exception):
@@ -132,10 +134,25 @@ def add_mailbox(tenant_ref):
     kind = data.get("kind", USER)
     if kind not in (USER, ROOM):
         raise ControlError("kind must be user or room.")
+    place = {name: data[name] for name in PLACE_FIELDS if data.get(name) is not None}
     mailbox = world().add_mailbox(
-        tenant.id, data["upn"], data.get("display_name"), kind, _flag(data, "app_only_denied")
+        tenant.id, data["upn"], data.get("display_name"), kind, _flag(data, "app_only_denied"), **place
     )
     return _done(_mailbox_summary(mailbox), 201)
+
+
+@bp.route("/tenants/<tenant_ref>/roomlists", methods=["POST"])
+def add_room_list(tenant_ref):
+    data = _payload()
+    tenant = _tenant(tenant_ref)
+    if not data.get("email"):
+        raise ControlError("A room list needs an email.")
+    rooms = _list(data.get("rooms"))
+    unknown = [upn for upn in rooms if world().mailbox(upn) is None]
+    if unknown:
+        raise ControlError(f"Unknown room(s): {', '.join(unknown)}.")
+    room_list = world().add_room_list(tenant.id, data["email"], data.get("display_name"), rooms)
+    return _done({"email": room_list.email, "display_name": room_list.display_name, "rooms": room_list.rooms}, 201)
 
 
 @bp.route("/mailboxes/<upn>", methods=["POST", "PATCH"])

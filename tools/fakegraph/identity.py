@@ -63,7 +63,7 @@ def authorize(tenant_ref):
     if request.method == "GET":
         users = [m for m in world().mailboxes_of(tenant.id) if m.kind == USER]
         hidden = {name: value for name, value in params.items() if name not in ("account", "decision")}
-        hint = (params.get("login_hint") or "").lower()
+        hint = (params.get("login_hint") or world().settings.consent_account or "").lower()
         return render_template(
             "consent.html",
             tenant=tenant,

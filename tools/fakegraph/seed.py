@@ -5,7 +5,8 @@ A seed is JSON (or the built-in :data:`DEMO`) of this shape::
     {"settings": {"display_zone": "Europe/Amsterdam"},
      "tenants": [{"id": "...", "domain": "...", "name": "...",
                   "apps": [{"client_id": "...", "client_secret": "...", "permissions": ["Calendars.Read"]}],
-                  "mailboxes": [{"upn": "...", "display_name": "...", "kind": "room"}]}],
+                  "mailboxes": [{"upn": "...", "display_name": "...", "kind": "room", "capacity": 8}],
+                  "room_lists": [{"email": "...", "display_name": "...", "rooms": ["room@..."]}]}],
      "appointments": [{"organizer": "...", "attendees": ["room@..."], "subject": "...",
                        "day": 1, "from": "09:00", "to": "10:00"}]}
 
@@ -27,12 +28,44 @@ DEMO_ROOMS = {
     f"training-room@{DEMO_DOMAIN}": "Training room",
 }
 DEMO_DENIED_ROOM = f"archive@{DEMO_DOMAIN}"
+#: Rooms of the tenant the demo's portal has not mapped yet: *Find rooms in Microsoft 365* finds them.
+DEMO_UNMAPPED_ROOMS = {
+    f"library@{DEMO_DOMAIN}": "Library",
+    f"quiet-room@{DEMO_DOMAIN}": "Quiet room",
+    f"auditorium@{DEMO_DOMAIN}": "Auditorium",
+}
 DEMO_ZONE = "Europe/Amsterdam"
+#: Where Places puts each room: (building, floor label, floor number, capacity).
+DEMO_PLACES = {
+    f"board-room@{DEMO_DOMAIN}": ("Head office", "1st floor", 1, 12),
+    f"studio@{DEMO_DOMAIN}": ("Head office", "Ground floor", 0, 4),
+    f"training-room@{DEMO_DOMAIN}": ("Head office", "2nd floor", 2, 20),
+    f"library@{DEMO_DOMAIN}": ("Head office", "2nd floor", 2, 6),
+    f"archive@{DEMO_DOMAIN}": ("Warehouse", "Basement", -1, 2),
+    f"quiet-room@{DEMO_DOMAIN}": ("Warehouse", "Ground floor", 0, 1),
+    f"auditorium@{DEMO_DOMAIN}": ("Warehouse", "1st floor", 1, 150),
+}
 
 BOARD_ROOM, STUDIO, TRAINING_ROOM = DEMO_ROOMS
 
+
+def _room(upn, display_name, **flags):
+    building, floor_label, floor_number, capacity = DEMO_PLACES[upn]
+    return {
+        "upn": upn,
+        "display_name": display_name,
+        "kind": "room",
+        "building": building,
+        "floor_label": floor_label,
+        "floor_number": floor_number,
+        "capacity": capacity,
+        **flags,
+    }
+
+
 DEMO = {
-    "settings": {"display_zone": DEMO_ZONE},
+    # The consent page offers Megan first: she is the account the demo tells you to use.
+    "settings": {"display_zone": DEMO_ZONE, "consent_account": DEMO_USER},
     "tenants": [
         {
             "id": DEMO_TENANT_ID,
@@ -43,14 +76,27 @@ DEMO = {
                     "client_id": DEMO_CLIENT_ID,
                     "client_secret": DEMO_CLIENT_SECRET,
                     "name": "i-Reserve Outlook integration",
-                    "permissions": ["Calendars.Read"],
+                    "permissions": ["Calendars.Read", "Place.Read.All"],
                 }
             ],
             "mailboxes": [
                 {"upn": DEMO_USER, "display_name": "Megan Bowen", "kind": "user"},
                 {"upn": DEMO_ORGANIZER, "display_name": "Adele Vance", "kind": "user"},
-                *({"upn": upn, "display_name": name, "kind": "room"} for upn, name in DEMO_ROOMS.items()),
-                {"upn": DEMO_DENIED_ROOM, "display_name": "Archive", "kind": "room", "app_only_denied": True},
+                *(_room(upn, name) for upn, name in DEMO_ROOMS.items()),
+                *(_room(upn, name) for upn, name in DEMO_UNMAPPED_ROOMS.items()),
+                _room(DEMO_DENIED_ROOM, "Archive", app_only_denied=True),
+            ],
+            "room_lists": [
+                {
+                    "email": f"head-office@{DEMO_DOMAIN}",
+                    "display_name": "Head office",
+                    "rooms": [upn for upn, place in DEMO_PLACES.items() if place[0] == "Head office"],
+                },
+                {
+                    "email": f"warehouse@{DEMO_DOMAIN}",
+                    "display_name": "Warehouse",
+                    "rooms": [upn for upn, place in DEMO_PLACES.items() if place[0] == "Warehouse"],
+                },
             ],
         }
     ],
@@ -128,6 +174,8 @@ def load(app, seed):
             call(f"/_control/tenants/{tenant['id']}/apps", app_registration)
         for mailbox in tenant.get("mailboxes", []):
             call(f"/_control/tenants/{tenant['id']}/mailboxes", mailbox)
+        for room_list in tenant.get("room_lists", []):
+            call(f"/_control/tenants/{tenant['id']}/roomlists", room_list)
     return [call("/_control/appointments", appointment) for appointment in seed.get("appointments", [])]
 
 

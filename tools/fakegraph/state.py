@@ -41,6 +41,8 @@ class Settings:
     default_page_size: int = 10
     #: Zone the control page shows and reads times in.
     display_zone: str = "UTC"
+    #: Account the consent page preselects when the request gives no `login_hint`.
+    consent_account: str = ""
 
     def update(self, values):
         for name, value in values.items():
@@ -85,10 +87,26 @@ class Mailbox:
     #: Excluded by an application access policy: app-only calls get ErrorAccessDenied.
     app_only_denied: bool = False
     calendar: Calendar = None
+    #: What Places tells of a room.
+    capacity: int | None = None
+    building: str | None = None
+    floor_label: str | None = None
+    floor_number: int | None = None
 
     @property
     def address(self):
         return {"name": self.display_name, "address": self.upn}
+
+
+@dataclass
+class RoomList:
+    """A room list of Places (usually one building): addressed by its e-mail, holding room UPNs."""
+
+    email: str
+    display_name: str
+    tenant_id: str
+    id: str
+    rooms: list = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +175,7 @@ class World:
             self.tenants = {}
             self.apps = {}
             self.mailboxes = {}
+            self.room_lists = {}
             self.grants = {}
             self.codes = {}
             self.delta_states = {}
@@ -203,7 +222,8 @@ class World:
     def app(self, tenant_id, client_id):
         return self.apps.get((tenant_id, (client_id or "").lower()))
 
-    def add_mailbox(self, tenant_id, upn, display_name=None, kind=USER, app_only_denied=False):
+    def add_mailbox(self, tenant_id, upn, display_name=None, kind=USER, app_only_denied=False, **place):
+        """Add a mailbox; *place* may carry capacity, building, floor_label and floor_number of a room."""
         with self.lock:
             upn = upn.lower()
             mailbox = Mailbox(
@@ -214,6 +234,7 @@ class World:
                 object_id=str(uuid.uuid4()),
                 app_only_denied=app_only_denied,
                 calendar=Calendar(upn),
+                **place,
             )
             self.mailboxes[upn] = mailbox
             return mailbox
@@ -229,6 +250,19 @@ class World:
     def mailboxes_of(self, tenant_id):
         with self.lock:
             return sorted((m for m in self.mailboxes.values() if m.tenant_id == tenant_id), key=lambda m: m.upn)
+
+    def add_room_list(self, tenant_id, email, display_name=None, rooms=()):
+        with self.lock:
+            email = email.lower()
+            room_list = RoomList(
+                email, display_name or email.split("@")[0], tenant_id, str(uuid.uuid4()), [r.lower() for r in rooms]
+            )
+            self.room_lists[email] = room_list
+            return room_list
+
+    def room_lists_of(self, tenant_id):
+        with self.lock:
+            return sorted((r for r in self.room_lists.values() if r.tenant_id == tenant_id), key=lambda r: r.email)
 
     # -- logs -----------------------------------------------------------------------------
 
