@@ -7,7 +7,7 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 export FLASK_APP := wsgi
 export BIND
 
-.PHONY: run test lint format bench demo venv dev-venv migrate clean
+.PHONY: run test lint format bench demo screenshots venv dev-venv migrate clean
 
 # What production runs (requirements.txt); the tools of the other targets come on top.
 venv: $(VENV)/.installed
@@ -48,6 +48,10 @@ bench: dev-venv
 # The portal beside a local Microsoft 365 stand-in, seeded; no tenant needed (see tools/demo.py).
 demo: dev-venv
 	$(BIN)/python -m tools.demo
+
+# The README's pictures (docs/screenshots/), taken from a fresh demo in Debian's chromium.
+screenshots: dev-venv
+	$(BIN)/python -m tools.screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache
