@@ -27,17 +27,20 @@ def shown_subject(event):
     return event.subject or NO_SUBJECT
 
 
-def appointment_text(subject, start_at, end_at, all_day, organiser_name, organiser_email, timezone):
-    """One line naming an appointment, e.g. '"Board meeting" on 2026-12-01 10:00–11:00, organiser Ann <ann@x>'."""
+def when_text(start_at, end_at, all_day, timezone):
+    """An appointment's time in the organisation's zone; whole days for an all-day one, never 00:00–00:00."""
     start, end = utc_to_local(start_at, timezone), utc_to_local(end_at, timezone)
     if all_day:
         last_day = (end - timedelta(days=1)).date()
-        when = f"all day {start:%Y-%m-%d}" + (f" to {last_day:%Y-%m-%d}" if last_day > start.date() else "")
-    elif start.date() == end.date():
-        when = f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}"
-    else:
-        when = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
-    text = f"“{subject}” on {when}"
+        return f"{start:%Y-%m-%d} all day" + (f" to {last_day:%Y-%m-%d}" if last_day > start.date() else "")
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+
+
+def appointment_text(subject, start_at, end_at, all_day, organiser_name, organiser_email, timezone):
+    """One line naming an appointment, e.g. '"Board meeting" on 2026-12-01 10:00–11:00, organiser Ann <ann@x>'."""
+    text = f"“{subject}” on {when_text(start_at, end_at, all_day, timezone)}"
     organiser = organiser_label(organiser_name, organiser_email)
     return f"{text}, organiser {organiser}" if organiser else text
 
@@ -146,15 +149,16 @@ def forget_link(link_id):
     db.session.execute(db.delete(SyncConflict).where(SyncConflict.link_id == link_id))
 
 
-def open_conflicts(integration_id):
+def open_conflicts(integration_id, limit=None):
     """The integration's open conflicts, soonest appointment first, with room and clashing booking loaded."""
     query = (
         db.select(SyncConflict)
         .where(SyncConflict.integration_id == integration_id)
         .options(db.joinedload(SyncConflict.link), db.joinedload(SyncConflict.booking))
         .order_by(SyncConflict.start_at, SyncConflict.id)
+        .limit(limit)
     )
-    return db.session.scalars(query).all()
+    return db.session.scalars(query).unique().all()
 
 
 def open_conflict_counts(integration_ids=None):
