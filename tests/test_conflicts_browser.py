@@ -106,8 +106,10 @@ def test_a_conflict_is_shown_and_tried_again_with_scripts_off(portal):
         item = page.locator("li.conflict")
         assert "Strategy offsite" in item.inner_text()
         assert "2030-03-04 10:00–11:00" in item.inner_text()  # Amsterdam, the organisation's zone
-        assert page.get_by_role("link", name=f"Booking {ids['clash']}").get_attribute("href").endswith(
-            f"/bookings/{ids['clash']}/edit"
+        assert (
+            page.get_by_role("link", name=f"Booking {ids['clash']}")
+            .get_attribute("href")
+            .endswith(f"/bookings/{ids['clash']}/edit")
         )
         button = item.get_by_role("button", name="Try again")
         box = button.bounding_box()
