@@ -9,7 +9,8 @@ import pytest
 import responses
 
 from app.extensions import db
-from app.models import Booking, Job, SyncConflict, SyncLogEntry
+from app.models import Booking, CalendarLink, Job, SyncConflict, SyncLogEntry
+from app.sync.calendar_reset import forget_sync_state
 from app.sync.engine import sync_link, sync_one_event
 from tests.admin_helpers import TENANT, add_rooms_integration, run_queued_jobs
 from tests.sync_helpers import GRAPH, at, delta_url, event, graph_client, page, removed
@@ -283,6 +284,29 @@ def test_try_again_while_the_booking_still_clashes_leaves_the_row_with_a_note(ap
     text = text_of(client.get(rooms.base))
     assert "Board meeting" in text
     assert f"Tried again at 2026-11-25 13:00: the appointment still overlaps booking {rooms.booking}." in text
+
+
+def test_try_again_when_outlook_cannot_be_read_says_so_on_the_row(app, rooms, client, login, world):
+    first_sync(app, rooms, clashing())
+    login(world.a.admin)
+    client.post(retry_url(rooms, app))
+    with responses.RequestsMock() as mock:
+        mock.post(APP_TOKEN_URL, json=APP_TOKEN)
+        denied = {"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}}
+        mock.get(EVENT_URL, status=403, json=denied)
+        with app.app_context():
+            assert set(run_queued_jobs("retry_conflict").values()) == {"done"}
+    text = text_of(client.get(rooms.base))
+    assert "Tried again at 2026-11-25 13:00: Outlook could not be read (" in text
+    assert "try again later." in text and "Try again is queued" not in text
+
+
+def test_a_calendar_started_over_forgets_its_conflicts(app, rooms):
+    first_sync(app, rooms, clashing())
+    with app.app_context():
+        forget_sync_state(db.session.get(CalendarLink, rooms.link))
+        db.session.commit()
+    assert conflicts(app) == []
 
 
 def test_another_organisation_s_admin_can_neither_see_nor_retry_a_conflict(app, rooms, client, login, world):

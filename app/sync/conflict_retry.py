@@ -35,19 +35,32 @@ def retry_pending(conflict_ids):
 def retry_conflict(key, payload):
     """Decide the conflict's appointment again; key is the conflict id."""
     # Imported here: the engine pulls in the Graph client, which the queue does not need.
-    from app.sync.engine import sync_one_event
+    from app.sync.engine import describe_error, sync_one_event
 
     conflict = db.session.get(SyncConflict, int(key))
     if conflict is None:
         return
     link_id, event_id = conflict.link_id, conflict.event_id
     timezone = conflict.link.integration.organisation.timezone
-    sync_one_event(link_id, event_id)
+    try:
+        sync_one_event(link_id, event_id)
+    except Exception as error:  # noqa: BLE001 - the person who clicked reads the outcome on the conflict
+        db.session.rollback()
+        # Not raised again: a parked retry would be seen nowhere, the note is seen where the button was.
+        _note(link_id, event_id, timezone, f"Outlook could not be read ({describe_error(error)}); try again later.")
+        return
+    _note(link_id, event_id, timezone, None)
+
+
+def _note(link_id, event_id, timezone, trouble):
     still_open = db.session.scalar(
         db.select(SyncConflict).where(SyncConflict.link_id == link_id, SyncConflict.event_id == event_id)
     )
-    if still_open is not None:
-        tried_at = utc_to_local(clock.utcnow(), timezone)
+    if still_open is None:
+        return
+    tried_at = utc_to_local(clock.utcnow(), timezone)
+    if trouble is None:
         clash = f"booking {still_open.booking_id}" if still_open.booking_id else "another booking"
-        still_open.note = f"Tried again at {tried_at:%Y-%m-%d %H:%M}: the appointment still overlaps {clash}."
-        db.session.commit()
+        trouble = f"the appointment still overlaps {clash}."
+    still_open.note = f"Tried again at {tried_at:%Y-%m-%d %H:%M}: {trouble}"
+    db.session.commit()
