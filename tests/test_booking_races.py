@@ -258,5 +258,7 @@ def test_the_sync_booking_while_the_portal_saves_is_refused_and_logged(app, worl
     assert saved_bookings(app) == [(portal_id, world.a.object, *HALF_PAST_NINE_TO_HALF_PAST_TEN)]
     assert (summary.created, summary.refused) == (0, 1)
     assert sync_refusals(app) == [
-        f"Not booked: Overlaps booking {portal_id} (Confirmed) on Room A from 2026-12-01 10:30 to 11:30."
+        "Not booked: the appointment “Race” on 2026-12-01 10:00–11:00, "
+        "organiser Organiser <organiser@contoso.example>. "
+        f"Overlaps booking {portal_id} (Confirmed) on Room A from 2026-12-01 10:30 to 11:30."
     ]

@@ -20,6 +20,8 @@ from app.sync.engine import sync_link
 from tests.sync_helpers import GRAPH, at, bookings_state, delta_url, event, graph_client, make_room_link, page
 
 ROOM = "room-a@contoso.example"
+# What the refusal line says of the appointments of `sync_helpers.event`.
+ORGANISER = "organiser Organiser <organiser@contoso.example>"
 DELTA1 = f"{GRAPH}/users/{ROOM}/calendarView/delta?$deltatoken=round-1"
 DELTA2 = f"{GRAPH}/users/{ROOM}/calendarView/delta?$deltatoken=round-2"
 
@@ -69,7 +71,10 @@ def test_an_appointment_overlapping_one_booked_earlier_in_the_page_is_refused(ap
     first = booking_of(app, "ev-first")
     [(action, reason, booking_id)] = log_of(app, "ev-second")
     assert (action, booking_id) == ("refuse", None)
-    assert reason.startswith(f"Not booked: Overlaps booking {first} (Option) on Room A from 2026-12-01 10:00 to 11:00")
+    assert reason.startswith(
+        f"Not booked: the appointment “Second” on 2026-12-01 10:30–11:30, {ORGANISER}. "
+        f"Overlaps booking {first} (Option) on Room A from 2026-12-01 10:00 to 11:00"
+    )
     assert log_of(app, "ev-first") == [("create", "New appointment in Outlook.", first)]
 
 
@@ -212,7 +217,8 @@ def test_deciding_a_page_never_writes_although_the_page_depends_on_itself(app, w
     new = booking_of(app, "ev-new")
     [(_, clash_reason, _)] = log_of(app, "ev-clash")
     assert clash_reason.startswith(
-        f"Not booked: Overlaps booking {new} (Option) on Room A from 2026-12-07 12:00 to 13:00."
+        f"Not booked: the appointment “Clash” on 2026-12-07 12:30–13:30, {ORGANISER}. "
+        f"Overlaps booking {new} (Option) on Room A from 2026-12-07 12:00 to 13:00."
     )
     assert log_of(app, "ev-new")[1:] == [("update", "Outlook changed the time.", new)]
     [(action, moved_reason, _)] = log_of(app, "ev-existing")[1:]

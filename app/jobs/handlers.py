@@ -22,6 +22,7 @@ HANDLER_MODULES = (
     "app.connection.verify",
     "app.connection.discovery",
     "app.oauth.account_switch",
+    "app.sync.conflict_retry",
 )
 
 _handlers = {}

@@ -10,6 +10,7 @@ longer follow any calendar.
 from app.extensions import db
 from app.models import Booking, CalendarLink, SyncSeenEvent
 from app.models.calendar_link import SYNC_NEVER
+from app.sync.conflicts import forget_link
 from app.sync.queries import event_id_column
 
 
@@ -24,6 +25,7 @@ def forget_sync_state(link):
     link.last_sync_error = None
     link.subscription_error = None
     db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == link.id))
+    forget_link(link.id)
 
 
 def linked_bookings(link: CalendarLink, ires_field):

@@ -21,6 +21,8 @@ VERIFY_REMOVAL = "verify_removal"
 
 # The reason of a skip that changes nothing; a sync sums these up in one log line.
 UNCHANGED = "Unchanged."
+# How the refusal of a new appointment that fails the booking checks (an overlap) begins.
+NOT_BOOKED = "Not booked: "
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ def _create(event, link, settings, lookups):
     reason = "New appointment in Outlook." + (" Organiser is a known customer." if customer_id else "")
     if errors:
         if not settings.ignore_validation_errors:
-            return Decision(REFUSE, event.id, "Not booked: " + " ".join(errors))
+            return Decision(REFUSE, event.id, NOT_BOOKED + " ".join(errors))
         reason += " Booked despite: " + " ".join(errors)
     return Decision(CREATE, event.id, reason, changes=changes, link_event=True)
 

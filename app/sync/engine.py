@@ -26,6 +26,7 @@ from app.metrics import instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.booking import LINKED_EVENT_INDEX
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
+from app.sync import conflicts
 from app.sync.decision import (
     CANCEL,
     CREATE,
@@ -150,6 +151,24 @@ def describe_error(error):
     return f"Internal error ({type(error).__name__}); see the server log."
 
 
+def sync_one_event(link_id, event_id, *, client=None):
+    """Read one appointment of a link from Outlook again and decide it as a sync would.
+
+    *Try again* on a conflict runs this once the clash is resolved. An appointment no
+    longer in Outlook is decided as removed, which closes its conflict.
+    """
+    link = db.session.get(CalendarLink, link_id)
+    if link is None or not link.enabled:
+        return
+    run = _LinkSync(link, client or tokens.graph_client_for(link.integration), None)
+    try:
+        item = run.client.get(f"{run.prefix}/events/{quote(event_id, safe='')}", headers={"Prefer": UTC_PREFERENCE})
+    except GraphNotFound:
+        item = {"id": event_id, "@removed": {"reason": "deleted"}}
+    run._apply_page([item], record_seen=False)
+    run._commit()
+
+
 class _LinkSync:
     def __init__(self, link, client, progress):
         self.link = link
@@ -168,6 +187,9 @@ class _LinkSync:
         self.summary = SyncSummary()
         self.unchanged = 0
         self.writes = SyncWrites(self.context.organisation_id, self.settings.ires_field, self.integration_id, link.id)
+        self.conflicts = conflicts.LinkConflicts(
+            self.context.organisation_id, self.integration_id, link.id, link.object_id, self.timezone
+        )
         page_size = current_app.config.get("SYNC_PAGE_SIZE", 100)
         self.headers = {"Prefer": f"{UTC_PREFERENCE}, odata.maxpagesize={page_size}"}
 
@@ -234,6 +256,7 @@ class _LinkSync:
                 self._reconcile(start, end)
             self.link.window_start, self.link.window_end = start, end
             self.link.last_full_sync_at = started_at
+            conflicts.forget_unseen(self.link_id, started_at)
             db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
         self.link.delta_link = delta_link
         self._log_unchanged()
@@ -294,6 +317,7 @@ class _LinkSync:
         # is decided on, not decided again.
         lookups = PageLookups(self.context.organisation_id, self.settings.ires_field, events, self.statuses)
         lookups.prepare_overlaps(self.context.object_id, spans)
+        self.conflicts.prepare(events)
         for event in events:
             self._handle(event, lookups, current)
 
@@ -349,12 +373,13 @@ class _LinkSync:
             lookups.remember(booking)
         if decision.unlink_event:
             lookups.forget(event.id)
+        reason = self.conflicts.follow(event, decision)
         self.summary.count(decision.action)
         if decision.action == SKIP and decision.reason == UNCHANGED:
             # A full round returns every appointment again: one summary line, not one row each.
             self.unchanged += 1
             return
-        self._log(decision.action, decision.reason, event_id=event.id, booking=booking, booking_id=decision.booking_id)
+        self._log(decision.action, reason, event_id=event.id, booking=booking, booking_id=decision.booking_id)
 
     def _decide(self, event, lookups, **options):
         """Decide from what the page has read and remembered; the decision itself never writes.

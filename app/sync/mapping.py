@@ -37,6 +37,10 @@ class IncomingEvent:
     end_at: datetime | None = None
     organiser_email: str | None = None
     booking_id_in_subject: int | None = None
+    # Kept for the conflicts list: what a person needs to find the appointment in Outlook.
+    organiser_name: str | None = None
+    all_day: bool = False
+    private: bool = False
 
 
 def parse_event(event, timezone_name):
@@ -61,6 +65,9 @@ def parse_event(event, timezone_name):
         end_at=end_at,
         organiser_email=organiser_email(event),
         booking_id_in_subject=booking_id_in(subject),
+        organiser_name=((event.get("organizer") or {}).get("emailAddress") or {}).get("name") or None,
+        all_day=bool(event.get("isAllDay")),
+        private=is_private(event),
     )
 
 
@@ -75,9 +82,13 @@ def organiser_email(event):
     return address.strip().lower() if address else None
 
 
+def is_private(event):
+    return (event.get("sensitivity") or "").lower() == "private"
+
+
 def remark_for(event):
     """Subject and plain-text description; private appointments reveal neither."""
-    if (event.get("sensitivity") or "").lower() == "private":
+    if is_private(event):
         return PRIVATE_REMARK
     subject = (event.get("subject") or "").strip()
     body = event.get("body") or {}
