@@ -53,10 +53,12 @@ def test_the_demo_shows_clashes_a_failing_room_and_places_then_stops_on_ctrl_c(t
 
         with sqlite3.connect(tmp_path / "instance" / "demo.db") as database:
             refusals = database.execute("SELECT count(*) FROM sync_log WHERE action = 'refuse'").fetchone()[0]
+            conflicts = database.execute("SELECT subject FROM sync_conflicts ORDER BY subject").fetchall()
             failing = database.execute(
                 "SELECT mailbox, last_sync_error FROM calendar_links WHERE last_sync_status = 'error'"
             ).fetchall()
         assert refusals == 2
+        assert conflicts == [("Podcast recording",), ("Quarterly review",)]
         assert [mailbox for mailbox, _ in failing] == [seed.DEMO_DENIED_ROOM]
         assert "ErrorAccessDenied" in failing[0][1]
 
