@@ -11,6 +11,7 @@ from app.models.integration_report import IntegrationReport
 from app.models.job import Job, SchedulerLease
 from app.models.organisation import Organisation, User
 from app.models.outbound import OutboundEvent
+from app.models.sync_hourly import SyncHourly
 from app.models.sync_log import SyncLogEntry
 from app.models.sync_state import SyncSeenEvent
 
@@ -32,6 +33,7 @@ __all__ = [
     "Organisation",
     "OutboundEvent",
     "SchedulerLease",
+    "SyncHourly",
     "SyncLogEntry",
     "SyncSeenEvent",
     "User",
