@@ -13,7 +13,8 @@ from app.extensions import db
 from app.graph.errors import GraphError
 from app.jobs import retention
 from app.metrics import hourly
-from app.models import CalendarLink, Integration, Organisation, SyncHourly
+from app.models import Booking, CalendarLink, Integration, Organisation, SyncHourly
+from app.sync import engine
 from app.sync.engine import sync_link
 from tests.sync_helpers import at, delta_url, event, graph_client, make_room_link, page
 
@@ -195,6 +196,37 @@ def test_a_failing_sync_counts_one_failed_run_and_nothing_else(app, room, mocked
         with pytest.raises(GraphError):
             sync_link(link_id, client=graph_client())
         assert rollups(integration_id) == {clock.now: {"syncs_failed": 1}}
+
+
+def test_a_page_rolled_back_takes_its_counts_with_it_and_committed_pages_keep_theirs(
+    app, room, mocked, clock, monkeypatch
+):
+    link_id, integration_id = room
+    second_page = delta_url(ROOM) + "?$skiptoken=two"
+    mocked.get(delta_url(ROOM), json=page([event("ev-1", at(1, 9), at(1, 10))], next_link=second_page))
+    mocked.get(
+        second_page,
+        json=page(
+            [event("ev-2", at(1, 11), at(1, 12)), event("ev-3", at(1, 13), at(1, 14))],
+            delta_link=delta_url(ROOM) + "?$deltatoken=one",
+        ),
+    )
+    commits = []
+    real_commit = engine.commit_without_waiting_for_the_disk
+
+    def commit_until_the_second_page():
+        commits.append(1)
+        # The round's start, then page one commit; page two's commit is lost with its work.
+        if len(commits) == 3:
+            raise RuntimeError("the database went away")
+        real_commit()
+
+    monkeypatch.setattr(engine, "commit_without_waiting_for_the_disk", commit_until_the_second_page)
+    with app.app_context():
+        with pytest.raises(RuntimeError):
+            sync_link(link_id, client=graph_client())
+        assert db.session.scalar(db.select(db.func.count(Booking.id))) == 1
+        assert rollups(integration_id) == {clock.now: {"bookings_created": 1, "syncs_failed": 1}}
 
 
 def post_notifications(client, items):

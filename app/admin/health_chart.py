@@ -29,7 +29,7 @@ PLOT_WIDTH = HOURS * BAR_WIDTH
 WIDTH = LEFT + PLOT_WIDTH + 12
 PANEL_HEIGHT = 56
 PANEL_GAP = 28
-TOP = 18
+TOP = 26
 AXIS_Y = TOP + 3 * PANEL_HEIGHT + 2 * PANEL_GAP
 HEIGHT = AXIS_Y + 34
 #: Local hours marked on the axis inside each day (midnight is the day's own line).
@@ -94,6 +94,7 @@ class DayMark:
     x: float  # where the day starts; the left edge for the first, partial day
     label_x: float | None  # the middle of the day's stretch, or None when too short to label
     label: str
+    short_label: str  # for narrow screens, where the chart is drawn small and its text large
     starts_here: bool  # whether the day begins inside the chart (a midnight line is drawn)
     ticks: list  # (x, label) of TICK_HOURS that fall inside the chart
 
@@ -220,7 +221,7 @@ def _day_marks(start, end, zone):
             for hour in TICK_HOURS
             if start <= (moment := datetime.combine(day, time(hour), zone)) < end
         ]
-        marks.append(DayMark(round(left, 1), label_x, f"{begins:%a %-d %b}", begins > start, ticks))
+        marks.append(DayMark(round(left, 1), label_x, f"{begins:%a %-d %b}", f"{begins:%a %-d}", begins > start, ticks))
         day += timedelta(days=1)
 
 
