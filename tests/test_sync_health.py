@@ -191,7 +191,9 @@ def test_a_sync_that_moves_and_cancels_bookings_counts_them(app, room, mocked, c
 
 def test_a_failing_sync_counts_one_failed_run_and_nothing_else(app, room, mocked, clock):
     link_id, integration_id = room
-    mocked.get(delta_url(ROOM), status=403, json={"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}})
+    mocked.get(
+        delta_url(ROOM), status=403, json={"error": {"code": "ErrorAccessDenied", "message": "Access is denied."}}
+    )
     with app.app_context():
         with pytest.raises(GraphError):
             sync_link(link_id, client=graph_client())
