@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event as sql_event
 
+from app.admin.health_chart import health_chart
 from app.extensions import db
 from app.graph.errors import GraphError
 from app.jobs import retention
@@ -418,3 +419,16 @@ def test_the_support_overview_shows_a_sparkline_per_integration_from_one_query(a
     assert 'class="spark-failed" d="M165 5.0v-5.0h1v5.0z"' in busy_row
     assert 'aria-label="0 syncs ok, 0 failed in 7 days"' in quiet_row
     assert "<path" not in quiet_row
+
+
+def test_a_day_the_clocks_go_back_is_25_hours_wide_on_the_axis(app):
+    """Amsterdam leaves summer time on 25 October 2026: that local day has 25 hourly bars."""
+    with app.app_context():
+        chart = health_chart(1, "Europe/Amsterdam", now=datetime(2026, 10, 27, 12, 30, tzinfo=UTC))
+    midnights = {day.label: day.x for day in chart.days if day.starts_here}
+    assert midnights["Mon 26 Oct"] - midnights["Sun 25 Oct"] == 25 * 5
+    assert midnights["Tue 27 Oct"] - midnights["Mon 26 Oct"] == 24 * 5
+    sunday = next(day for day in chart.days if day.label == "Sun 25 Oct")
+    # 06:00 on the Sunday is already winter time: 05:00 UTC, seven hours after 22:00 UTC the evening before.
+    assert sunday.ticks[0] == (midnights["Sun 25 Oct"] + 7 * 5, "06")
+    assert [day.label for day in chart.by_day].count("Sun 25 Oct") == 1
