@@ -398,7 +398,7 @@ def test_the_overview_lists_every_integration_broken_ones_first(app, login, worl
     assert "4 integration(s) across all organisations; 3 need attention." in text_of(response)
     row = page[page.index(">", page.index(f'id="integration-{failing.id}"')) + 1 :]
     row = text_of_fragment(row[: row.index("</tr>")])
-    assert row == " Beta Halls Failing rooms application connected 2 2 never 0 0 "
+    assert row == " Beta Halls Failing rooms application connected 2 2 never 0 0 0 syncs ok, 0 failed in 7 days "
     assert "Consent was revoked (AADSTS65001)" in page
 
 

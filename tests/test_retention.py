@@ -56,7 +56,7 @@ def test_rows_past_each_retention_go_and_younger_ones_stay(app, history):
     with app.app_context():
         deleted = retention.prune_history(history)
 
-        assert deleted == {"sync_log": 4, "audit_log": 2}
+        assert deleted == {"sync_log": 4, "audit_log": 2, "sync_hourly": 0}
         assert sync_log_reasons() == ["sync 3 days"] * 2 + ["sync exactly 90 days"] * 2
         assert audit_details() == ["audit 3 days"] * 2 + ["audit 400 days"] * 2
 

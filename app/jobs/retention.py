@@ -1,7 +1,8 @@
 """Bounded history: sync-log and audit-log rows older than their retention are deleted once a day.
 
 The sync log keeps `SYNC_LOG_RETENTION_DAYS` (90) days, the audit log
-`AUDIT_LOG_RETENTION_DAYS` (730). The jobs table needs no pruning: a job is deleted the
+`AUDIT_LOG_RETENTION_DAYS` (730), the hourly sync-health rollups `hourly.RETENTION_DAYS`
+(35; the charts show the last 7). The jobs table needs no pruning: a job is deleted the
 moment it succeeds (`queue.complete`), and a parked failure, kept for support, is one row
 per key (`queue._forget_older_failures`).
 
@@ -25,7 +26,8 @@ from app import clock
 from app.extensions import db
 from app.jobs import queue
 from app.jobs.handlers import handler
-from app.models import AuditEntry, SyncLogEntry
+from app.metrics import hourly
+from app.models import AuditEntry, SyncHourly, SyncLogEntry
 from app.scheduler.periodic import next_time_of_day, periodic
 from config import positive_days
 
@@ -69,6 +71,9 @@ def prune_history(now):
     """
     cutoffs = [(model, now - timedelta(days=retention_days(setting))) for model, setting in RETENTIONS]
     deleted = {model.__tablename__: delete_older_than(model, cutoff) for model, cutoff in cutoffs}
+    # A day of rollups is 24 rows per integration: one statement deletes a day's worth quickly.
+    deleted[SyncHourly.__tablename__] = hourly.prune(now)
+    db.session.commit()
     if any(deleted.values()):
         log.info("Pruned history: %s", ", ".join(f"{count} {table} row(s)" for table, count in deleted.items()))
     return deleted

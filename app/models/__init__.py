@@ -12,6 +12,7 @@ from app.models.job import Job, SchedulerLease
 from app.models.organisation import Organisation, User
 from app.models.outbound import OutboundEvent
 from app.models.sync_conflict import SyncConflict
+from app.models.sync_hourly import SyncHourly
 from app.models.sync_log import SyncLogEntry
 from app.models.sync_state import SyncSeenEvent
 
@@ -34,6 +35,7 @@ __all__ = [
     "OutboundEvent",
     "SchedulerLease",
     "SyncConflict",
+    "SyncHourly",
     "SyncLogEntry",
     "SyncSeenEvent",
     "User",

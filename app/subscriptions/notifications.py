@@ -8,6 +8,7 @@ database at most once per half minute per process (`routing`).
 
 import hmac
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -41,6 +42,8 @@ class Outcome:
     malformed: int = 0
     # Links that had at least one notification accepted: `routing.Route`s by link id.
     links: dict = field(default_factory=dict)
+    # Accepted notifications counted by the integration of their link.
+    accepted_by_integration: Counter = field(default_factory=Counter)
 
     @property
     def rejected(self):
@@ -78,6 +81,7 @@ def route_notifications(items, on_valid=None):
             on_valid(link, item)
         outcome.accepted += 1
         outcome.links[link.id] = link
+        outcome.accepted_by_integration[link.integration_id] += 1
     if outcome.rejected:
         log.warning(
             "Dropped %d of %d notification(s): %d unknown subscription, %d wrong clientState, %d malformed",

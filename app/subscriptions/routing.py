@@ -36,6 +36,7 @@ ROUTING_ATTRIBUTES = ("subscription_id", "subscription_client_state", "enabled")
 @dataclass
 class Route:
     id: int
+    integration_id: int
     subscription_id: str
     subscription_client_state: str | None
     enabled: bool
@@ -112,6 +113,7 @@ def _read_routes(condition):
     rows = db.session.execute(
         db.select(
             CalendarLink.id,
+            CalendarLink.integration_id,
             CalendarLink.subscription_id,
             CalendarLink.subscription_client_state,
             CalendarLink.enabled,

@@ -22,7 +22,7 @@ from app.graph import tokens
 from app.graph.errors import GraphError, GraphNotFound, GraphSyncStateExpired
 from app.graph.paths import mailbox_path
 from app.graph.tokens import TokenError
-from app.metrics import instruments
+from app.metrics import hourly, instruments
 from app.models import Booking, CalendarLink, SyncLogEntry, SyncSeenEvent
 from app.models.booking import LINKED_EVENT_INDEX
 from app.models.calendar_link import SYNC_ERROR, SYNC_OK
@@ -119,6 +119,7 @@ def sync_link(link_id, *, full=False, client=None, progress=None):
     link.last_sync_error = None
     link.consecutive_failures = 0
     link.failing_since = None
+    hourly.count(link.integration_id, syncs_ok=1)
     db.session.commit()
     instruments.sync_finished("ok", "full" if summary.full else "incremental", summary)
     return summary
@@ -140,6 +141,7 @@ def _record_failure(link_id, error):
             is_error=True,
         )
     )
+    hourly.count(link.integration_id, syncs_failed=1)
     db.session.commit()
     log.warning("Sync of link %s failed: %s", link_id, link.last_sync_error)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from app import clock
 from app.database.bulk import insert_rows
 from app.extensions import db
+from app.metrics import hourly
 from app.models import Booking, SyncLogEntry
 from app.sync.decision import CREATE, REFUSE, SKIP
 from app.sync.queries import event_id_column
@@ -42,9 +43,11 @@ class SyncWrites:
         self.link_id = link_id
         self._bookings = []
         self._log = []
+        self._booking_counts = hourly.PendingBookingCounts(integration_id)
 
     def apply(self, decision):
         """Carry out one decision; return the booking it created or changed."""
+        self._booking_counts.add(decision.action)
         if decision.action == CREATE:
             booking = NewBooking(
                 organisation_id=self.organisation_id, extra={self.ires_field: decision.event_id}, **decision.changes
@@ -77,6 +80,7 @@ class SyncWrites:
     def discard(self):
         """Forget what is pending: the transaction it belonged to was rolled back."""
         self._bookings, self._log = [], []
+        self._booking_counts.discard()
 
     def write(self):
         """Write everything pending; return the new bookings, which now have their ids."""
@@ -86,6 +90,7 @@ class SyncWrites:
             self._insert_bookings(written)
         if self._log:
             self._insert_log()
+        self._booking_counts.write()
         return written
 
     def _insert_bookings(self, bookings):

@@ -5,7 +5,7 @@ from flask import current_app, jsonify, request
 from app.database.quick_commit import commit_without_waiting_for_the_disk
 from app.database.sqlite import begin_writing_promptly
 from app.extensions import db
-from app.metrics import instruments
+from app.metrics import hourly, instruments
 from app.subscriptions.notifications import queue_lifecycle_work, queue_syncs, route_notifications
 from app.webhook import bp
 
@@ -41,6 +41,7 @@ def _receive(on_valid, endpoint):
     if endpoint == "change" and outcome.links:
         begin_writing_promptly(db.session)
         queue_syncs(outcome)
+        hourly.count_notifications(outcome.accepted_by_integration)
     # A lost acknowledged notification costs a sync the polling fallback runs anyway.
     commit_without_waiting_for_the_disk()
     return jsonify(outcome.as_dict()), 202
