@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from app.admin import discovery, rooms, routes, status  # noqa: E402,F401
+from app.admin import discovery, full_sync, rooms, routes, status  # noqa: E402,F401
