@@ -89,11 +89,12 @@ def test_a_full_sync_is_confirmed_run_and_its_progress_shown(portal):
             assert run_queued_jobs("sync_link") == {("sync_link", str(rooms.links[ROOM])): "done"}
 
         running, violations = seen_mid_run
-        assert re.fullmatch(r"Full sync running: 1 page read, 2 appointments seen, last page \d\d:\d\d:\d\d\. .*", running)
+        assert re.match(r"Full sync running: 1 page read, 2 appointments seen, last page \d\d:\d\d:\d\d\.", running)
         assert violations == []
 
         browser.reload()
-        assert re.match(r"Last full sync finished at \d{4}-\d\d-\d\d \d\d:\d\d \(3 appointments\)\.", progress_text(browser))
+        finished = progress_text(browser)
+        assert re.match(r"Last full sync finished at \d{4}-\d\d-\d\d \d\d:\d\d \(3 appointments\)\.", finished)
         assert serious_accessibility_violations(browser) == []
 
     with browser_page(viewport=PHONE) as phone:

@@ -60,8 +60,8 @@ class CalendarLink(db.Model):
     # A full round's progress, written with each page it commits so the status page tells the
     # truth while it runs: set when the round starts, cleared when it ends or fails.
     full_sync_started_at = mapped_column(UTCDateTime)
-    full_sync_pages: Mapped[int] = mapped_column(default=0, server_default="0")
-    full_sync_appointments: Mapped[int] = mapped_column(default=0, server_default="0")
+    full_sync_pages: Mapped[int] = mapped_column(server_default="0")
+    full_sync_appointments: Mapped[int] = mapped_column(server_default="0")
     full_sync_last_page_at = mapped_column(UTCDateTime)
     full_sync_finished_at = mapped_column(UTCDateTime)
 
