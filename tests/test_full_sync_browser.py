@@ -6,9 +6,9 @@ import re
 import pytest
 import responses
 
-from app import create_app
+from app import clock, create_app
 from app.extensions import db
-from app.models import BookableObject
+from app.models import BookableObject, CalendarLink
 from app.models.organisation import ROLE_ADMIN
 from app.orgs.provisioning import create_organisation
 from tests.admin_helpers import TENANT, add_rooms_integration, run_queued_jobs
@@ -50,6 +50,11 @@ def portal(tmp_path):
         rooms = add_rooms_integration(owner, [ROOM])
     with served(app) as base:
         yield app, base, rooms
+
+
+def _is_problem(message):
+    # The browser asks for a favicon by itself; its 404 is not the page's fault.
+    return message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico")
 
 
 def progress_text(page):
@@ -102,3 +107,30 @@ def test_a_full_sync_is_confirmed_run_and_its_progress_shown(portal):
         for path in ("", "/full-sync", f"/rooms/{rooms.links[ROOM]}/full-sync"):
             phone.goto(base + rooms.base + path)
             assert sideways_overflow(phone) == 0, path
+
+
+def test_with_scripts_on_the_progress_line_refreshes_itself(portal):
+    app, base, rooms = portal
+    link_id = rooms.links[ROOM]
+    with app.app_context():
+        link = db.session.get(CalendarLink, link_id)
+        link.full_sync_started_at = link.full_sync_last_page_at = clock.utcnow()
+        link.full_sync_pages, link.full_sync_appointments = 1, 100
+        db.session.commit()
+    with browser_page(scripts=True) as browser:
+        problems = []
+        browser.on("pageerror", lambda error: problems.append(str(error)))
+        browser.on("console", lambda message: _is_problem(message) and problems.append(message.text))
+        sign_in(browser, base, ADMIN)
+        browser.goto(base + rooms.base)
+        assert progress_text(browser).startswith("Full sync running: 1 page read, 100 appointments seen")
+
+        with app.app_context():
+            link = db.session.get(CalendarLink, link_id)
+            link.full_sync_started_at, link.full_sync_finished_at = None, clock.utcnow()
+            link.full_sync_pages, link.full_sync_appointments = 2, 150
+            db.session.commit()
+
+        browser.get_by_text("Last full sync finished at").wait_for()
+        assert "(150 appointments)" in progress_text(browser)
+        assert problems == []
