@@ -94,12 +94,14 @@ def test_a_full_sync_is_confirmed_run_and_its_progress_shown(portal):
             assert run_queued_jobs("sync_link") == {("sync_link", str(rooms.links[ROOM])): "done"}
 
         running, violations = seen_mid_run
-        assert re.match(r"Full sync running: 1 page read, 2 appointments seen, last page \d\d:\d\d:\d\d\.", running)
+        line = rf"Full sync running for {re.escape(ROOM)}: 1 page read, 2 appointments seen, last page \d\d:\d\d:\d\d\."
+        assert re.match(line, running)
         assert violations == []
 
         browser.reload()
         finished = progress_text(browser)
-        assert re.match(r"Last full sync finished at \d{4}-\d\d-\d\d \d\d:\d\d \(3 appointments\)\.", finished)
+        line = rf"Last full sync \({re.escape(ROOM)}\) finished at \d{{4}}-\d\d-\d\d \d\d:\d\d \(3 appointments\)\."
+        assert re.match(line, finished)
         assert serious_accessibility_violations(browser) == []
 
     with browser_page(viewport=PHONE) as phone:
@@ -123,7 +125,7 @@ def test_with_scripts_on_the_progress_line_refreshes_itself(portal):
         browser.on("console", lambda message: _is_problem(message) and problems.append(message.text))
         sign_in(browser, base, ADMIN)
         browser.goto(base + rooms.base)
-        assert progress_text(browser).startswith("Full sync running: 1 page read, 100 appointments seen")
+        assert progress_text(browser).startswith(f"Full sync running for {ROOM}: 1 page read, 100 appointments seen")
 
         with app.app_context():
             link = db.session.get(CalendarLink, link_id)
@@ -131,6 +133,6 @@ def test_with_scripts_on_the_progress_line_refreshes_itself(portal):
             link.full_sync_pages, link.full_sync_appointments = 2, 150
             db.session.commit()
 
-        browser.get_by_text("Last full sync finished at").wait_for()
+        browser.get_by_text(f"Last full sync ({ROOM}) finished at").wait_for()
         assert "(150 appointments)" in progress_text(browser)
         assert problems == []

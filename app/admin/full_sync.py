@@ -94,4 +94,5 @@ def full_sync_progress(integration):
     running = [link for link in links if link.full_sync_started_at is not None]
     finished = [link for link in links if link.full_sync_finished_at is not None and link not in running]
     latest = max(finished, key=lambda link: link.full_sync_finished_at, default=None)
-    return {"running": running, "latest": latest, "several": len(links) > 1}
+    # A room is always named: a full sync asked for one room shows which one runs.
+    return {"running": running, "latest": latest, "name_rooms": not integration.is_delegated}
