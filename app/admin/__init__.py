@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__)
 
-from app.admin import conflicts, discovery, health_chart, rooms, routes, status  # noqa: E402,F401
+from app.admin import conflicts, discovery, full_sync, health_chart, rooms, routes, status  # noqa: E402,F401

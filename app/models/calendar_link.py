@@ -57,6 +57,14 @@ class CalendarLink(db.Model):
     # to the first such listing; cleared when a later one has it again. A flag, never a removal.
     places_missing_since = mapped_column(UTCDateTime)
 
+    # A full round's progress, written with each page it commits so the status page tells the
+    # truth while it runs: set when the round starts, cleared when it ends or fails.
+    full_sync_started_at = mapped_column(UTCDateTime)
+    full_sync_pages: Mapped[int] = mapped_column(server_default="0")
+    full_sync_appointments: Mapped[int] = mapped_column(server_default="0")
+    full_sync_last_page_at = mapped_column(UTCDateTime)
+    full_sync_finished_at = mapped_column(UTCDateTime)
+
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     integration: Mapped[Integration] = relationship()

@@ -107,6 +107,8 @@ def sync_link(link_id, *, full=False, client=None, progress=None):
         summary = _LinkSync(link, client, progress).sync(full)
     except CalendarReplaced:
         db.session.rollback()
+        _end_full_sync_progress(link_id)
+        db.session.commit()
         log.info("Link %s: its calendar was replaced during the sync; the run's pages were not applied", link_id)
         return SyncSummary()
     except Exception as error:
@@ -125,7 +127,19 @@ def sync_link(link_id, *, full=False, client=None, progress=None):
     return summary
 
 
+def _end_full_sync_progress(link_id, finished_at=None):
+    """Mark the link's full round as no longer running, finished when `finished_at` is given.
+
+    Joins the caller's transaction.
+    """
+    values = {"full_sync_started_at": None}
+    if finished_at is not None:
+        values["full_sync_finished_at"] = finished_at
+    db.session.execute(db.update(CalendarLink).where(CalendarLink.id == link_id).values(**values))
+
+
 def _record_failure(link_id, error):
+    _end_full_sync_progress(link_id)
     link = db.session.get(CalendarLink, link_id)
     link.last_sync_status = SYNC_ERROR
     link.last_sync_error = describe_error(error)
@@ -240,10 +254,12 @@ class _LinkSync:
         # did not return; with none in the window (a room's first sync) it has nothing to
         # look for, so the appointments seen are not recorded.
         reconcile = full and self._linked_bookings_in(*window[:2])
+        if full:
+            self._start_full_sync_progress()
         delta_link = None
         for page in self.client.iter_pages(url, params=params, headers=self.headers):
             self.summary.pages += 1
-            self._apply_and_commit_page(page.get("value") or [], record_seen=reconcile)
+            self._apply_and_commit_page(page.get("value") or [], record_seen=reconcile, full=full)
             if self.progress:
                 self.progress(self.link, self.summary.pages, self.summary)
             delta_link = page.get("@odata.deltaLink")
@@ -260,12 +276,36 @@ class _LinkSync:
             self.link.last_full_sync_at = started_at
             conflicts.forget_unseen(self.link_id, started_at)
             db.session.execute(db.delete(SyncSeenEvent).where(SyncSeenEvent.link_id == self.link.id))
+            _end_full_sync_progress(self.link_id, finished_at=clock.utcnow())
         self.link.delta_link = delta_link
         self._log_unchanged()
         self._commit()
         return self.summary
 
-    def _apply_and_commit_page(self, items, *, record_seen):
+    def _start_full_sync_progress(self):
+        # A round started again (a page link expired) counts from zero, as its summary does.
+        self.full_pages = self.full_appointments = 0
+        db.session.execute(
+            db.update(CalendarLink)
+            .where(CalendarLink.id == self.link_id)
+            .values(
+                full_sync_started_at=clock.utcnow(),
+                full_sync_pages=0,
+                full_sync_appointments=0,
+                full_sync_last_page_at=None,
+            )
+        )
+        self._commit()
+
+    def _record_full_sync_page(self, pages, appointments):
+        """Store the round's progress in the page's own transaction: it shows only once the page is applied."""
+        db.session.execute(
+            db.update(CalendarLink)
+            .where(CalendarLink.id == self.link_id)
+            .values(full_sync_pages=pages, full_sync_appointments=appointments, full_sync_last_page_at=clock.utcnow())
+        )
+
+    def _apply_and_commit_page(self, items, *, record_seen, full=False):
         """Apply one page and commit it; if another run linked one of its events first, read it again.
 
         Two runs of one link can overlap (a job whose lease lapsed, a sync started by hand).
@@ -276,7 +316,12 @@ class _LinkSync:
             counts, unchanged = replace(self.summary), self.unchanged
             try:
                 self._apply_page(items, record_seen=record_seen)
+                if full:
+                    appointments = self.full_appointments + sum(1 for item in items if "@removed" not in item)
+                    self._record_full_sync_page(self.full_pages + 1, appointments)
                 self._commit()
+                if full:
+                    self.full_pages, self.full_appointments = self.full_pages + 1, appointments
                 return
             except IntegrityError as error:
                 if LINKED_EVENT_INDEX not in str(error.orig) or attempt == PAGE_ATTEMPTS_AFTER_A_LINK_RACE:
