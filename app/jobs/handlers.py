@@ -22,6 +22,7 @@ HANDLER_MODULES = (
     "app.connection.verify",
     "app.connection.discovery",
     "app.oauth.account_switch",
+    "app.auth.passwords",
 )
 
 _handlers = {}
