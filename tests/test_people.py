@@ -367,3 +367,31 @@ def test_every_account_action_reads_as_a_sentence():
         audit_log.RESET_REQUESTED,
     ):
         assert audit_log.ACTION_LABELS[action][0].isupper()
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+def test_an_account_made_on_the_command_line_is_active_and_signs_in(app, client, world, login):
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "--email", "cli@a.example", "--organisation", "Alpha Rooms"],
+        input="a long password\na long password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert account(app, "cli@a.example").status == "active"
+    login("cli@a.example", "a long password")
+    assert "cli@a.example" in client.get(f"/orgs/{world.a.org}/people").get_data(as_text=True)
+
+
+def test_the_password_link_command_prints_a_link_that_replaces_earlier_ones(app, client, world, login):
+    login(world.support)
+    earlier = shown_link(create_admin(client, world))
+    result = app.test_cli_runner().invoke(args=["password-link", "New.Admin@a.example"])
+    assert result.exit_code == 0, result.output
+    printed = result.stdout.strip().removeprefix("https://portal.test")
+    assert app.test_client().get(earlier).status_code == 410
+    assert set_password_with(app.test_client(), printed).status_code == 302
+    assert account(app, "new.admin@a.example").check_password(NEW_PASSWORD)
+
+    missing = app.test_cli_runner().invoke(args=["password-link", "nobody@a.example"])
+    assert missing.exit_code != 0 and "No account nobody@a.example." in missing.output
