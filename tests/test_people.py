@@ -395,3 +395,21 @@ def test_the_password_link_command_prints_a_link_that_replaces_earlier_ones(app,
 
     missing = app.test_cli_runner().invoke(args=["password-link", "nobody@a.example"])
     assert missing.exit_code != 0 and "No account nobody@a.example." in missing.output
+
+
+def test_account_changes_are_listed_to_those_who_may_see_them(app, client, world, login):
+    login(world.support)
+    create_admin(client, world, "new.admin@a.example")
+    client.post("/people/new", data={"email": "hidden@b.example", "role": "admin", "organisation": world.b.org})
+    client.post("/people/new", data={"email": "helper@ireserve.example", "role": "support"})
+    everything = client.get("/people").get_data(as_text=True)
+    assert "helper@ireserve.example (support)" in everything
+    assert "Account created" in everything and "Set-password link issued" in everything
+
+    client.post("/logout")
+    login(world.a.admin)
+    own = client.get(f"/orgs/{world.a.org}/people").get_data(as_text=True)
+    assert "new.admin@a.example (admin, Alpha Rooms)" in own
+    assert "hidden@b.example" not in own and "helper@ireserve.example" not in own
+    audit_page = client.get(f"/orgs/{world.a.org}/audit").get_data(as_text=True)
+    assert "Account created" in audit_page and "— (account)" in audit_page

@@ -9,7 +9,7 @@ stays enabled.
 from app import clock
 from app.auth import audit_log
 from app.extensions import db
-from app.models import User
+from app.models import AuditEntry, User
 from app.models.organisation import ROLE_ADMIN, ROLE_SUPPORT, UNUSABLE_PASSWORD_PREFIX
 
 
@@ -23,6 +23,14 @@ def accounts_query(organisation=None):
     if organisation is not None:
         query = query.where(User.organisation_id == organisation.id)
     return query.order_by(User.organisation_id.is_not(None), User.email)
+
+
+def recent_account_changes(organisation=None, limit=20):
+    """The newest audit entries about accounts: of `organisation`, or of all (support accounts too)."""
+    query = db.select(AuditEntry).where(AuditEntry.action.in_(audit_log.ACCOUNT_ACTIONS))
+    if organisation is not None:
+        query = query.where(AuditEntry.organisation_id == organisation.id)
+    return db.session.scalars(query.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit)).all()
 
 
 def email_taken(email):

@@ -32,6 +32,15 @@ LINK_ISSUED = "password_link_issued"
 PASSWORD_SET = "password_set"
 PASSWORD_CHANGED = "password_changed"
 RESET_REQUESTED = "password_reset_requested"
+ACCOUNT_ACTIONS = (
+    ACCOUNT_CREATED,
+    ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
+    LINK_ISSUED,
+    PASSWORD_SET,
+    PASSWORD_CHANGED,
+    RESET_REQUESTED,
+)
 
 #: How each action reads in the portal.
 ACTION_LABELS = {

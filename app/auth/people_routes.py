@@ -38,7 +38,12 @@ def organisation_people(org_id):
 
 def _people_page(users, organisation):
     return render_template(
-        "auth/people.html", users=users, organisation=organisation, can_email=email_enabled(), shown_link=None
+        "auth/people.html",
+        users=users,
+        organisation=organisation,
+        can_email=email_enabled(),
+        changes=accounts.recent_account_changes(organisation),
+        labels=audit_log.ACTION_LABELS,
     )
 
 
