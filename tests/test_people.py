@@ -60,6 +60,7 @@ def test_support_creates_an_admin_for_an_organisation_and_the_link_sets_its_pass
     login(world.support)
     response = create_admin(client, world)
     assert "Account new.admin@a.example created" in response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
     path = shown_link(response)
 
     created = account(app, "new.admin@a.example")
@@ -68,7 +69,9 @@ def test_support_creates_an_admin_for_an_organisation_and_the_link_sets_its_pass
     client.post("/logout")
     assert client.post("/login", data={"email": "new.admin@a.example", "password": ""}).status_code == 200
 
-    assert "For <strong>new.admin@a.example</strong>" in client.get(path).get_data(as_text=True)
+    form_page = client.get(path)
+    assert "For <strong>new.admin@a.example</strong>" in form_page.get_data(as_text=True)
+    assert form_page.headers["Cache-Control"] == "no-store"
     response = set_password_with(client, path)
     assert response.status_code == 302
     assert client.get(f"/orgs/{world.a.org}").status_code == 200  # signed in as the new admin

@@ -4,7 +4,7 @@ links, changing one's own password and the forgotten-password form.
 Views stay thin: the rules live in app/auth/accounts.py, the links in app/auth/passwords.py.
 """
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
 
 from app.alerts.delivery import email_enabled
@@ -86,9 +86,18 @@ def _hand_out_link(user, purpose, *, by_email, created):
     how = "e-mailed" if by_email else "shown to the creator" if created else "shown"
     audit_log.record_account(user, audit_log.LINK_ISSUED, f"{user.email} ({purpose}, {how})")
     db.session.commit()
-    return render_template(
-        "auth/account_link.html", user=user, link=link, expires=expires, created=created, by_email=by_email
+    return _not_stored(
+        render_template(
+            "auth/account_link.html", user=user, link=link, expires=expires, created=created, by_email=by_email
+        )
     )
+
+
+def _not_stored(page, status=200):
+    # A page with a working link must not stay behind in a browser's or proxy's cache.
+    response = make_response(page, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/people/<int:user_id>/disable", methods=["POST"])
@@ -128,7 +137,7 @@ def set_password(token):
     try:
         user, _purpose = passwords.account_for(token)
     except passwords.InvalidLink as invalid:
-        return render_template("auth/set_password.html", form=None, invalid=str(invalid)), 410
+        return _not_stored(render_template("auth/set_password.html", form=None, invalid=str(invalid)), 410)
     form = SetPasswordForm()
     if form.validate_on_submit():
         passwords.set_password_from_link(user, form.password.data)
@@ -140,7 +149,7 @@ def set_password(token):
         db.session.commit()
         flash("Your password is set and you are signed in.", "success")
         return redirect(url_for("orgs.home"))
-    return render_template("auth/set_password.html", form=form, user=user, invalid=None)
+    return _not_stored(render_template("auth/set_password.html", form=form, user=user, invalid=None))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
