@@ -6,6 +6,7 @@ Views stay thin: the rules live in app/auth/accounts.py, the links in app/auth/p
 
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
+from sqlalchemy.exc import IntegrityError
 
 from app.alerts.delivery import email_enabled
 from app.auth import accounts, audit_log, bp, passwords
@@ -59,8 +60,14 @@ def account_new():
         if form.role.data == "admin" and organisation is None:
             form.organisation.errors.append("Choose the organisation this admin belongs to.")
         else:
-            user = accounts.create_account(form.email.data, form.role.data, organisation)
-            return _hand_out_link(user, passwords.INVITE, by_email=email_enabled(), created=True)
+            try:
+                user = accounts.create_account(form.email.data, form.role.data, organisation)
+            except IntegrityError:
+                # Someone created the same address a moment ago.
+                db.session.rollback()
+                form.email.errors.append("An account with this e-mail address exists already.")
+            else:
+                return _hand_out_link(user, passwords.INVITE, by_email=email_enabled(), created=True)
     return render_template("auth/account_form.html", form=form)
 
 
