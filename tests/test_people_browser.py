@@ -82,7 +82,7 @@ def test_support_creates_an_account_whose_owner_sets_a_password_from_the_link(po
         assert sideways_overflow(page) == 0
 
         page.goto(base + "/people")
-        row = page.get_by_role("row").filter(has_text=NEW_ADMIN)
+        row = page.locator("table.people tbody tr", has_text=NEW_ADMIN)
         assert "invited" in row.inner_text()
 
     with browser_page(**options) as newcomer:
