@@ -416,3 +416,15 @@ def test_account_changes_are_listed_to_those_who_may_see_them(app, client, world
     assert "hidden@b.example" not in own and "helper@ireserve.example" not in own
     audit_page = client.get(f"/orgs/{world.a.org}/audit").get_data(as_text=True)
     assert "Account created" in audit_page and "— (account)" in audit_page
+
+
+def test_a_disabled_account_hears_of_no_incidents(app, client, world, login, clock):
+    from app.alerts import delivery
+    from app.models import Incident
+    from tests.test_alerts_pages import add_incident
+
+    login(world.support)
+    client.post(f"/people/{account(app, world.a.admin).id}/disable")
+    with app.app_context():
+        incident = db.session.get(Incident, add_incident(clock, world.a.org))
+        assert delivery.recipients(incident) == [world.support]
