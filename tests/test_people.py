@@ -428,3 +428,26 @@ def test_a_disabled_account_hears_of_no_incidents(app, client, world, login, clo
     with app.app_context():
         incident = db.session.get(Incident, add_incident(clock, world.a.org))
         assert delivery.recipients(incident) == [world.support]
+
+
+def test_a_changed_password_ends_the_accounts_other_sessions(app, client, world, login):
+    elsewhere = app.test_client()
+    elsewhere.post("/login", data={"email": world.a.admin, "password": PASSWORD})
+    login(world.a.admin)
+    client.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "password": NEW_PASSWORD, "password_again": NEW_PASSWORD},
+    )
+    assert client.get(f"/orgs/{world.a.org}").status_code == 200, "the session that changed it stays signed in"
+    assert elsewhere.get(f"/orgs/{world.a.org}").status_code == 302
+
+
+def test_a_password_set_from_a_reset_link_ends_the_accounts_sessions(app, client, world, login):
+    elsewhere = app.test_client()
+    elsewhere.post("/login", data={"email": world.a.admin, "password": PASSWORD})
+    login(world.support)
+    target = account(app, world.a.admin)
+    path = shown_link(client.post(f"/people/{target.id}/link", data={"delivery": "show"}))
+    assert elsewhere.get(f"/orgs/{world.a.org}").status_code == 200, "issuing a link alone signs nobody out"
+    assert set_password_with(app.test_client(), path).status_code == 302
+    assert elsewhere.get(f"/orgs/{world.a.org}").status_code == 302

@@ -164,8 +164,11 @@ def set_password(token):
 def change_password():
     form = ChangePasswordForm(current_user)
     if form.validate_on_submit():
-        accounts.change_password(current_user, form.password.data)
+        user = current_user._get_current_object()
+        accounts.change_password(user, form.password.data)
         db.session.commit()
+        # Signed in again under the new password: every other session of the account ends.
+        login_user(user)
         flash("Your password is changed.", "success")
         return redirect(url_for("orgs.home"))
     return render_template("auth/change_password.html", form=form)

@@ -1,3 +1,4 @@
+import hmac
 from urllib.parse import urlsplit
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -13,10 +14,16 @@ from app.models.organisation import ROLE_SUPPORT
 
 
 @login_manager.user_loader
-def load_user(user_id):
+def load_user(session_id):
+    user_id, _, fingerprint = session_id.partition(".")
+    if not user_id.isdigit():
+        return None
     user = db.session.get(User, int(user_id))
-    # A disabled account's open sessions end on their next request.
+    # A disabled account's open sessions end on their next request, and so do those opened
+    # before its password changed. An id alone is a session from before fingerprints.
     if user is None or user.is_disabled:
+        return None
+    if fingerprint and not hmac.compare_digest(fingerprint, user.password_fingerprint()):
         return None
     return user
 

@@ -1,5 +1,8 @@
+import hashlib
+import hmac
 import secrets
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -68,6 +71,14 @@ class User(UserMixin, db.Model):
     def is_active(self):
         # Flask-Login refuses login_user() for an inactive account.
         return not self.is_disabled
+
+    def get_id(self):
+        # The session names the password too, so a changed password ends every other session.
+        return f"{self.id}.{self.password_fingerprint()}"
+
+    def password_fingerprint(self):
+        key = current_app.config["SECRET_KEY"].encode()
+        return hmac.new(key, self.password_hash.encode(), hashlib.sha256).hexdigest()[:16]
 
     @property
     def has_password(self):
