@@ -15,6 +15,7 @@ from app.auth.forms import AccountForm, ChangePasswordForm, ForgotPasswordForm, 
 from app.auth.throttle import limit_attempts
 from app.extensions import db
 from app.models import Organisation, User
+from app.models.organisation import ROLE_ADMIN
 
 FORGOT_ANSWER = "If an account exists for this address, a link to set a new password was sent to it."
 
@@ -56,18 +57,16 @@ def account_new():
     if request.method == "GET" and request.args.get("org_id", "").isdigit():
         form.organisation.data = int(request.args["org_id"])
     if form.validate_on_submit():
-        organisation = db.session.get(Organisation, form.organisation.data) if form.role.data == "admin" else None
-        if form.role.data == "admin" and organisation is None:
-            form.organisation.errors.append("Choose the organisation this admin belongs to.")
+        # The form checked that an admin's organisation is one of those listed.
+        organisation = db.session.get(Organisation, form.organisation.data) if form.role.data == ROLE_ADMIN else None
+        try:
+            user = accounts.create_account(form.email.data, form.role.data, organisation)
+        except IntegrityError:
+            # Someone created the same address a moment ago.
+            db.session.rollback()
+            form.email.errors.append("An account with this e-mail address exists already.")
         else:
-            try:
-                user = accounts.create_account(form.email.data, form.role.data, organisation)
-            except IntegrityError:
-                # Someone created the same address a moment ago.
-                db.session.rollback()
-                form.email.errors.append("An account with this e-mail address exists already.")
-            else:
-                return _hand_out_link(user, passwords.INVITE, by_email=email_enabled(), created=True)
+            return _hand_out_link(user, passwords.INVITE, by_email=email_enabled(), created=True)
     return render_template("auth/account_form.html", form=form)
 
 
