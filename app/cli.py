@@ -34,6 +34,29 @@ def create_user(email, role, organisation_ref, password):
     click.echo(f"Created {role} {email}{where}.")
 
 
+@click.command("password-link")
+@click.argument("email")
+@with_appcontext
+def password_link(email):
+    """Print a one-time set-password link for an account, e.g. when nobody can sign in any more.
+
+    Every earlier link of the account stops working. The link leads to PUBLIC_BASE_URL.
+    """
+    from app.auth import audit_log, passwords
+
+    user = db.session.scalar(db.select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.UsageError(f"No account {email}.")
+    if user.is_disabled:
+        raise click.UsageError(f"{user.email} is disabled; enable it in the portal first.")
+    purpose = passwords.RESET if user.has_password else passwords.INVITE
+    link, expires = passwords.issue_link(user, purpose)
+    audit_log.record_account(user, audit_log.LINK_ISSUED, f"{user.email} ({purpose}, printed by the command line)")
+    db.session.commit()
+    click.echo(link)
+    click.echo(f"It works once, until {expires:%Y-%m-%d %H:%M} UTC.", err=True)
+
+
 @click.command("create-organisation")
 @click.argument("name")
 @click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True)
@@ -139,6 +162,7 @@ def jobs_retry(job_id, all_failed):
 
 def register(app):
     app.cli.add_command(create_user)
+    app.cli.add_command(password_link)
     app.cli.add_command(create_organisation_command)
     app.cli.add_command(scheduler_group)
     app.cli.add_command(jobs_group)

@@ -116,7 +116,8 @@ def recipients(incident):
     audience = User.role == ROLE_SUPPORT
     if incident.organisation_id is not None:
         audience = or_(audience, and_(User.role == ROLE_ADMIN, User.organisation_id == incident.organisation_id))
-    return sorted(set(db.session.scalars(select(User.email).where(audience))))
+    # A disabled account no longer hears of anything.
+    return sorted(set(db.session.scalars(select(User.email).where(audience, User.disabled_at.is_(None)))))
 
 
 def send_email(incident, notice):

@@ -25,6 +25,22 @@ SIGN_IN_FAILED = "sign_in_failed"
 ACCOUNT_SWITCHED = "account_switched"
 SWITCH_DECLINED = "switch_declined"
 JOB_RETRIED = "job_retried"
+ACCOUNT_CREATED = "account_created"
+ACCOUNT_DISABLED = "account_disabled"
+ACCOUNT_ENABLED = "account_enabled"
+LINK_ISSUED = "password_link_issued"
+PASSWORD_SET = "password_set"
+PASSWORD_CHANGED = "password_changed"
+RESET_REQUESTED = "password_reset_requested"
+ACCOUNT_ACTIONS = (
+    ACCOUNT_CREATED,
+    ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
+    LINK_ISSUED,
+    PASSWORD_SET,
+    PASSWORD_CHANGED,
+    RESET_REQUESTED,
+)
 
 #: How each action reads in the portal.
 ACTION_LABELS = {
@@ -43,6 +59,13 @@ ACTION_LABELS = {
     ACCOUNT_SWITCHED: "Switched to another account",
     SWITCH_DECLINED: "Kept the connected account",
     JOB_RETRIED: "Job retried",
+    ACCOUNT_CREATED: "Account created",
+    ACCOUNT_DISABLED: "Account disabled",
+    ACCOUNT_ENABLED: "Account enabled",
+    LINK_ISSUED: "Set-password link issued",
+    PASSWORD_SET: "Password set from a link",
+    PASSWORD_CHANGED: "Password changed",
+    RESET_REQUESTED: "Password reset requested",
 }
 
 DETAIL_LIMIT = 4000
@@ -67,6 +90,27 @@ def record(integration, action, detail="", *, commit=False):
     db.session.add(entry)
     if commit:
         db.session.commit()
+    return entry
+
+
+def record_account(account, action, detail="", *, actor=None):
+    """Note `action` on the sign-in account `account`; joins the caller's transaction.
+
+    The entry belongs to the account's organisation (none for support accounts). `actor`
+    defaults to the signed-in user; pass the account itself for what its owner did
+    without being signed in, such as setting a password from a link.
+    """
+    if actor is None and current_user and current_user.is_authenticated:
+        actor = current_user
+    entry = AuditEntry(
+        organisation_id=account.organisation_id,
+        integration_id=None,
+        user_id=actor.id if actor else None,
+        user_email=actor.email if actor else "",
+        action=action,
+        detail=(detail or account.email)[:DETAIL_LIMIT],
+    )
+    db.session.add(entry)
     return entry
 
 

@@ -23,6 +23,7 @@ HANDLER_MODULES = (
     "app.connection.discovery",
     "app.oauth.account_switch",
     "app.sync.conflict_retry",
+    "app.auth.passwords",
 )
 
 _handlers = {}
