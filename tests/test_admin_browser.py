@@ -115,7 +115,7 @@ def test_an_admin_configures_rooms_by_bulk_paste_in_a_browser(portal, page):
     page.get_by_label("Client id").fill("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
     page.get_by_label("Client secret").fill("app-secret-from-azure")
     page.get_by_label("Status for new bookings").select_option(label="Confirmed")
-    page.get_by_label("Lock statuses").select_option(label="Invoiced")
+    page.get_by_role("group", name="Lock statuses").get_by_label("Invoiced").check()
     page.get_by_label("Days in the future").fill("200")
     page.get_by_role("button", name="Save").click()
 

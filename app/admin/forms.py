@@ -18,13 +18,33 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED
+from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED, AUTH_MODES
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TENANT_DOMAIN = re.compile(r"^(?=.{3,253}$)([a-zA-Z0-9-]+\.)+[a-zA-Z]{2,}$")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 NONE_CHOICE = (0, "— none —")
+#: Settings only the delegated method uses: its one calendar's object and everything outbound.
+DELEGATED_ONLY = (
+    "object_id",
+    "create_entry_status_ids",
+    "delete_on_status_ids",
+    "teams_meeting",
+    "add_customer_attendee",
+)
+#: Settings only the application method uses; its rooms are kept in the room table, not in this form.
+APPLICATION_ONLY = ()
+#: The submit button that re-renders the form for the chosen method without saving.
+SWITCH_METHOD = "switch_method"
+
+
+class CheckboxListField(SelectMultipleField):
+    """Several choices as a group of checkboxes: no Ctrl-click, every choice visible."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class IntegrationForm(FlaskForm):
@@ -76,7 +96,7 @@ class IntegrationForm(FlaskForm):
     cancel_status_id = SelectField(
         "Cancel status", coerce=int, description="The status a booking gets when its appointment is cancelled."
     )
-    lock_status_ids = SelectMultipleField(
+    lock_status_ids = CheckboxListField(
         "Lock statuses", coerce=int, description="Bookings in these statuses are never cancelled from Outlook."
     )
     new_booking_status_id = SelectField(
@@ -87,12 +107,12 @@ class IntegrationForm(FlaskForm):
         coerce=int,
         description="Used instead when the organiser is a known customer.",
     )
-    create_entry_status_ids = SelectMultipleField(
+    create_entry_status_ids = CheckboxListField(
         "Create calendar entry statuses",
         coerce=int,
         description="Delegated mode: a booking reaching one of these appears in Outlook.",
     )
-    delete_on_status_ids = SelectMultipleField(
+    delete_on_status_ids = CheckboxListField(
         "Delete on statuses", coerce=int, description="Delegated mode: a booking reaching one of these leaves Outlook."
     )
     teams_meeting = BooleanField("Teams meeting", description="Delegated mode: new appointments get a Teams link.")
@@ -121,6 +141,20 @@ class IntegrationForm(FlaskForm):
         ),
     )
     submit = SubmitField("Save")
+
+    @property
+    def chosen_method(self):
+        return self.auth_mode.data if self.auth_mode.data in AUTH_MODES else AUTH_DELEGATED
+
+    def fields_set_aside(self):
+        """The names of the other method's settings: not validated here, and not saved (their stored values stay)."""
+        return APPLICATION_ONLY if self.chosen_method == AUTH_DELEGATED else DELEGATED_ONLY
+
+    def validate(self, extra_validators=None):
+        super().validate(extra_validators)
+        for name in self.fields_set_aside():
+            self[name].errors = []
+        return not self.errors
 
     def set_choices(self, statuses, objects):
         status_choices = [(s.id, s.name) for s in statuses]

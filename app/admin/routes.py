@@ -4,7 +4,7 @@ from flask_login import login_required
 from app import clock
 from app.admin import bp, calendar_health
 from app.admin.calendar_object import follow_object
-from app.admin.forms import IntegrationForm
+from app.admin.forms import SWITCH_METHOD, IntegrationForm
 from app.admin.mode_switch import disconnect_for_switch, plan_switch, switch_needs_confirmation
 from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
@@ -133,6 +133,9 @@ def integration_edit(org_id, integration_id=None):
     ).all()
     form = IntegrationForm(data=_form_data(integration, statuses) if integration else _defaults(statuses))
     form.set_choices(statuses, objects)
+    if request.method == "POST" and SWITCH_METHOD in request.form:
+        # Only shows the chosen method's fields again: nothing is validated or saved.
+        return _integration_form_page(organisation, integration, form, switched=True)
     if form.validate_on_submit():
         created = integration is None
         switching = not created and switch_needs_confirmation(integration, form.auth_mode.data)
@@ -158,11 +161,19 @@ def integration_edit(org_id, integration_id=None):
             forget_application_token(integration.id)
         flash(_saved_message(integration, switching, object_change, checking), "success")
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
+    return _integration_form_page(organisation, integration, form)
+
+
+def _integration_form_page(organisation, integration, form, switched=False):
     return render_template(
         "admin/integration_form.html",
         organisation=organisation,
         integration=integration,
         form=form,
+        method=form.chosen_method,
+        # A password field is never filled back in, so a secret typed before the switch must be typed again.
+        secret_dropped=switched and bool(form.client_secret.data),
+        switch_field=SWITCH_METHOD,
         redirect_uri=oauth_redirect_uri(),
         notification_url=notification_url(),
     )
@@ -177,7 +188,7 @@ def _confirm_switch_page(organisation, integration, form):
     carried = [
         (name, value)
         for name, value in request.form.items(multi=True)
-        if name not in ("csrf_token", "client_secret", "submit", CONFIRM_SWITCH)
+        if name not in ("csrf_token", "client_secret", "submit", SWITCH_METHOD, CONFIRM_SWITCH)
     ]
     return render_template(
         "admin/integration_mode_switch.html",
@@ -248,7 +259,10 @@ def _form_data(integration, statuses):
 
 
 def _apply_form(form, integration, statuses):
+    set_aside = form.fields_set_aside()
     for name in PLAIN_SETTINGS:
+        if name in set_aside:
+            continue
         value = form[name].data
         setattr(integration, name, value.strip() if isinstance(value, str) else value)
     integration.tenant_id = form.tenant_id.data.strip()
@@ -256,11 +270,14 @@ def _apply_form(form, integration, statuses):
     # The secret is write-only: an empty field keeps the stored one.
     if form.client_secret.data:
         integration.client_secret = form.client_secret.data
-    integration.object_id = form.object_id.data or None
+    if "object_id" not in set_aside:
+        integration.object_id = form.object_id.data or None
     for field in SINGLE_STATUSES:
         setattr(integration, field, form[field].data or None)
     by_id = {s.id: s for s in statuses}
     for field, relation in STATUS_SETS.items():
+        if field in set_aside:
+            continue
         setattr(integration, relation, [by_id[i] for i in form[field].data if i in by_id])
 
 
