@@ -4,9 +4,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
+from app import clock
 from app.auth.access import in_organisation_or_404, organisation_or_404, support_required, visible_organisations
 from app.bookings.service import save_booking
-from app.clock import local_to_utc, utc_to_local, utcnow
+from app.clock import local_to_utc, utc_to_local
 from app.extensions import db
 from app.models import (
     BookableObject,
@@ -188,7 +189,8 @@ def _timeline_page(organisation, template, endpoint, route_args, fixed_object=No
     form = TimelineForm(request.args)
     form.fill_choices(objects, statuses)
     form.validate()
-    today = utc_to_local(utcnow(), organisation.timezone).date()
+    # Through the module, so a test that moves the clock moves "today" too.
+    today = utc_to_local(clock.utcnow(), organisation.timezone).date()
     # Each refused value is shown with its error and replaced by its default; the others still apply.
     day = form.date.data if form.date.data and not form.date.errors else today
     span = form.span.data if form.span.data in (DAY, WEEK) and not form.span.errors else DAY
@@ -213,7 +215,7 @@ def _timeline_page(organisation, template, endpoint, route_args, fixed_object=No
         "previous": link(date=(window.first_day - days).isoformat()),
         "next": link(date=(window.first_day + days).isoformat()),
         "today": link(date=today.isoformat()),
-        DAY: link(span=DAY, date=(today if window.first_day <= today <= window.last_day else window.first_day).isoformat()),
+        DAY: link(span=DAY, date=(today if window.first_day <= today <= window.last_day else window.first_day)),
         WEEK: link(span=WEEK),
     }
     status_code = 400 if form.errors else 200
@@ -235,7 +237,7 @@ def _timeline_page(organisation, template, endpoint, route_args, fixed_object=No
 def _booking_table(organisation):
     org_id = organisation.id
     filters = BookingFilterForm(request.args)
-    today = utc_to_local(utcnow(), organisation.timezone).date()
+    today = utc_to_local(clock.utcnow(), organisation.timezone).date()
     if not (request.args.keys() - {"view", "page"}):
         filters.start.data = today
         filters.end.data = today + timedelta(days=30)

@@ -139,7 +139,7 @@ def local_midnight(day, timezone_name):
 
 
 def marks_for(window, timezone_name):
-    """The axis: each local hour of a day (an hour repeated or skipped by the clocks shows so), or each day of a week."""
+    """The axis: each local hour of a day (hours the clocks repeat or skip show so), or each day of a week."""
     zone = ZoneInfo(timezone_name)
     marks = []
     if window.span == DAY:
@@ -262,7 +262,7 @@ def build_timeline(organisation, window, object_ids=None, status_ids=None):
 
 
 def failed_outbound_booking_ids(organisation_id):
-    """Bookings whose last write to Outlook was given up on (parked outbound jobs of the organisation's integrations)."""
+    """Bookings whose write to Outlook was given up on: parked outbound jobs of the organisation's integrations."""
     integration_ids = db.session.scalars(
         db.select(Integration.id).where(Integration.organisation_id == organisation_id)
     ).all()
