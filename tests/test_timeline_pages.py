@@ -231,7 +231,7 @@ def test_a_rooms_page_shows_the_timeline_of_its_object_only_and_the_room_table_l
     assert "Mon 23 Nov – Sun 29 Nov 2026" in page
     assert f'href="/orgs/{world.a.org}/rooms/{room}?date=2026-11-30&amp;span=week" rel="next"' in page
     table = client.get(f"{integration.base}/rooms").get_data(as_text=True)
-    assert f'href="/orgs/{world.a.org}/rooms/{room}"' in table
+    assert f'href="/orgs/{world.a.org}/rooms/{room}">Bookings<' in table
 
 
 def test_the_table_stays_one_click_away_with_subject_and_description_apart(app, login, world, today):
