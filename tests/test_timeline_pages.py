@@ -249,3 +249,12 @@ def test_the_table_stays_one_click_away_with_subject_and_description_apart(app, 
     assert "<th>Subject</th><th>Description</th>" in table
     assert '<td class="subject">Quarterly review</td>' in table
     assert '<td class="description">Agenda in the shared folder</td>' in table
+
+
+def test_support_sees_any_organisations_timeline_with_only_that_organisations_bookings(app, login, world, today):
+    with app.app_context():
+        mine = add_booking(world, datetime(2026, 11, 25, 8, tzinfo=UTC), datetime(2026, 11, 25, 9, tzinfo=UTC))
+        add_booking(world, datetime(2026, 11, 25, 8, tzinfo=UTC), datetime(2026, 11, 25, 9, tzinfo=UTC), key="b")
+    response = login(world.support).get(f"/orgs/{world.a.org}/bookings")
+    assert response.status_code == 200
+    assert list(blocks(response.get_data(as_text=True))) == [mine]
