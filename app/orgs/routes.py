@@ -4,15 +4,27 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
+from app import clock
 from app.auth.access import in_organisation_or_404, organisation_or_404, support_required, visible_organisations
 from app.bookings.service import save_booking
-from app.clock import local_to_utc, utc_to_local, utcnow
+from app.clock import local_to_utc, utc_to_local
 from app.extensions import db
-from app.models import BookableObject, Booking, BookingStatus, Customer, Integration, Organisation, OutboundEvent
+from app.models import (
+    BookableObject,
+    Booking,
+    BookingStatus,
+    CalendarLink,
+    Customer,
+    Integration,
+    Organisation,
+    OutboundEvent,
+)
 from app.orgs import bp
 from app.orgs.forms import BookingFilterForm, BookingForm, OrganisationForm
 from app.orgs.provisioning import create_organisation
 from app.orgs.resources import RESOURCES
+from app.orgs.timeline import DAY, WEEK, build_timeline, window_for
+from app.orgs.timeline_form import TimelineForm
 
 BOOKINGS_PER_PAGE = 50
 
@@ -133,9 +145,100 @@ def resource_edit(org_id, kind, row_id=None):
 @login_required
 def booking_list(org_id):
     organisation = organisation_or_404(org_id)
+    # The table's own filters (start, end) keep links made before the timeline working.
+    if request.args.get("view") == "table" or "start" in request.args or "end" in request.args:
+        return _booking_table(organisation)
+    return _timeline_page(organisation, "orgs/booking_list.html", "orgs.booking_list", dict(org_id=org_id))
+
+
+@bp.route("/orgs/<int:org_id>/rooms/<int:link_id>")
+@login_required
+def room_timeline(org_id, link_id):
+    organisation = organisation_or_404(org_id)
+    link = db.session.scalar(
+        db.select(CalendarLink)
+        .join(Integration, CalendarLink.integration_id == Integration.id)
+        .where(CalendarLink.id == link_id, Integration.organisation_id == organisation.id)
+        .options(db.joinedload(CalendarLink.object))
+    )
+    if link is None:
+        abort(404)
+    integration = db.session.get(Integration, link.integration_id)
+    return _timeline_page(
+        organisation,
+        "orgs/room_timeline.html",
+        "orgs.room_timeline",
+        dict(org_id=org_id, link_id=link_id),
+        fixed_object=link.object_id,
+        link=link,
+        integration=integration,
+    )
+
+
+def _timeline_page(organisation, template, endpoint, route_args, fixed_object=None, **context):
+    objects = db.session.scalars(
+        db.select(BookableObject)
+        .where(BookableObject.organisation_id == organisation.id, BookableObject.active.is_(True))
+        .order_by(BookableObject.name)
+    ).all()
+    statuses = db.session.scalars(
+        db.select(BookingStatus)
+        .where(BookingStatus.organisation_id == organisation.id)
+        .order_by(BookingStatus.position, BookingStatus.name)
+    ).all()
+    form = TimelineForm(request.args)
+    form.fill_choices(objects, statuses)
+    form.validate()
+    # Through the module, so a test that moves the clock moves "today" too.
+    today = utc_to_local(clock.utcnow(), organisation.timezone).date()
+    # Each refused value is shown with its error and replaced by its default; the others still apply.
+    day = form.date.data if form.date.data and not form.date.errors else today
+    span = form.span.data if form.span.data in (DAY, WEEK) and not form.span.errors else DAY
+    chosen_object = fixed_object or (form.object.data if not form.object.errors else 0)
+    chosen_statuses = [] if form.status.errors else list(form.status.data or [])
+    window = window_for(day, span, organisation.timezone)
+    timeline = build_timeline(
+        organisation, window, object_ids=[chosen_object] if chosen_object else None, status_ids=chosen_statuses
+    )
+
+    def link(**change):
+        args = dict(route_args, date=window.first_day.isoformat(), span=span)
+        if chosen_object and not fixed_object:
+            args["object"] = chosen_object
+        if chosen_statuses:
+            args["status"] = chosen_statuses
+        args.update(change)
+        return url_for(endpoint, **args)
+
+    days = timedelta(days=window.days)
+    links = {
+        "previous": link(date=(window.first_day - days).isoformat()),
+        "next": link(date=(window.first_day + days).isoformat()),
+        "today": link(date=today.isoformat()),
+        DAY: link(span=DAY, date=(today if window.first_day <= today <= window.last_day else window.first_day)),
+        WEEK: link(span=WEEK),
+    }
+    status_code = 400 if form.errors else 200
+    return (
+        render_template(
+            template,
+            organisation=organisation,
+            form=form,
+            timeline=timeline,
+            links=links,
+            today=today,
+            fixed_object=fixed_object,
+            **context,
+        ),
+        status_code,
+    )
+
+
+def _booking_table(organisation):
+    org_id = organisation.id
     filters = BookingFilterForm(request.args)
-    today = utc_to_local(utcnow(), organisation.timezone).date()
-    if not request.args:
+    today = utc_to_local(clock.utcnow(), organisation.timezone).date()
+    if not (request.args.keys() - {"view", "page"}):
         filters.start.data = today
         filters.end.data = today + timedelta(days=30)
     query = (
