@@ -10,6 +10,7 @@ from app.clock import local_to_utc, utc_to_local, utcnow
 from app.extensions import db
 from app.models import BookableObject, Booking, BookingStatus, Customer, Integration, Organisation, OutboundEvent
 from app.orgs import bp
+from app.orgs.attention import needs_attention
 from app.orgs.forms import BookingFilterForm, BookingForm, OrganisationForm
 from app.orgs.provisioning import create_organisation
 from app.orgs.resources import RESOURCES
@@ -21,7 +22,7 @@ BOOKINGS_PER_PAGE = 50
 @login_required
 def home():
     if current_user.is_support:
-        return redirect(url_for("orgs.organisation_list"))
+        return render_template("orgs/support_home.html", attention=needs_attention(current_user))
     return redirect(url_for("orgs.organisation_detail", org_id=current_user.organisation_id))
 
 
