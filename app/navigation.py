@@ -149,7 +149,9 @@ def breadcrumbs(organisation):
         resource = RESOURCES[args["kind"]]
         trail.append((resource.title, url_for("orgs.resource_list", org_id=org_id, kind=args["kind"])))
         if endpoint == "orgs.resource_edit":
-            trail.append((f"Edit {resource.singular}" if args.get("row_id") else f"New {resource.singular}", request.path))
+            trail.append(
+                (f"Edit {resource.singular}" if args.get("row_id") else f"New {resource.singular}", request.path)
+            )
     elif endpoint in ORGANISATION_PAGES:
         section, section_endpoint, page = ORGANISATION_PAGES[endpoint]
         if section:
