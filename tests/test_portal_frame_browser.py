@@ -122,13 +122,18 @@ def test_the_main_navigation_stays_on_one_line_at_desktop_width_and_wraps_on_a_p
     base, ids = portal
     path = f"/orgs/{ids.org}/integrations/{ids.rooms}/rooms"
     tops = (
-        "() => [...document.querySelectorAll('.topbar .mainnav li, .topbar .brand, .topbar .signout')]"
+        "() => [...document.querySelectorAll('.topbar .mainnav li, .topbar .brand, .topbar .account > summary')]"
         ".map((e) => Math.round(e.getBoundingClientRect().top + e.getBoundingClientRect().height / 2))"
     )
     with browser_page(viewport=DESKTOP) as page:
         sign_in(page, base, SUPPORT)
         page.goto(base + path)
         assert len(set(page.evaluate(tops))) == 1
+        last_link, account = page.evaluate(
+            "() => [[...document.querySelectorAll('.mainnav li')].pop().getBoundingClientRect().right,"
+            " document.querySelector('.account').getBoundingClientRect().left]"
+        )
+        assert last_link <= account
         assert (
             page.get_by_role("navigation", name="Main")
             .get_by_role("link", name="Integrations", exact=True)
