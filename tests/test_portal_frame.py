@@ -180,3 +180,12 @@ def test_an_admin_keeps_landing_on_their_organisation(client, login, seeded):
     response = login(ADMIN).get("/")
     assert response.status_code == 302
     assert response.location == f"/orgs/{seeded.org}"
+
+
+def test_the_settings_tab_carries_the_same_tab_bar_as_the_other_tabs(login, seeded):
+    page = login(ADMIN).get(f"/orgs/{seeded.org}/integrations/{seeded.rooms}/edit").get_data(as_text=True)
+    tabs = page[
+        page.index('<nav class="subnav" aria-label="Integration">') : page.index("</nav>", page.index("subnav"))
+    ]
+    assert re.findall(r">([^<]+)</a>", tabs) == ["Status", "Rooms", "Sync log", "Audit log", "Settings"]
+    assert f'href="/orgs/{seeded.org}/integrations/{seeded.rooms}/edit" aria-current="page"' in tabs
