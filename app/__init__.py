@@ -65,9 +65,10 @@ def create_app(config_class=Config, instance_path=None):
     alerts.init_app(app)
     metrics_routes.init_app(app)
 
-    from app import cli, error_pages, formatting
+    from app import cli, error_pages, formatting, navigation
 
     error_pages.register(app)
+    navigation.register(app)
     cli.register(app)
     from app.sync.cli import sync_group
 

@@ -20,6 +20,7 @@ from app.models import (
     OutboundEvent,
 )
 from app.orgs import bp
+from app.orgs.attention import needs_attention
 from app.orgs.forms import BookingFilterForm, BookingForm, OrganisationForm
 from app.orgs.provisioning import create_organisation
 from app.orgs.resources import RESOURCES
@@ -33,7 +34,7 @@ BOOKINGS_PER_PAGE = 50
 @login_required
 def home():
     if current_user.is_support:
-        return redirect(url_for("orgs.organisation_list"))
+        return render_template("orgs/support_home.html", attention=needs_attention(current_user))
     return redirect(url_for("orgs.organisation_detail", org_id=current_user.organisation_id))
 
 
