@@ -163,7 +163,9 @@ def test_a_token_failure_gives_one_clear_message(app, login, world, rooms, mocke
         },
     )
     page = connection_tested(app, login(world.a.admin), rooms.base).get_data(as_text=True)
-    assert "Microsoft issued no token: The client secret has expired (AADSTS7000222)." in page
+    assert "Microsoft issued no token." in page and "Microsoft refused the client secret" in page
+    assert "Create a new client secret" in page
+    assert "<code>The client secret has expired (AADSTS7000222)</code>" in page.split("Details for support")[1]
     assert "room-ok@alpha.example" not in page
     assert len(mocked.calls) == 1  # no $batch without a token
     with app.app_context():
