@@ -151,7 +151,7 @@ def failing(app, world, clock):
             created_at=NOW,
             failed_at=NOW,
             claimed_by="web-3:991:f00dcafe",
-            last_error="GraphThrottled: Graph 429 TooManyRequests: Please retry again later. (request-id 77aa-88bb-99cc)",
+            last_error="GraphThrottled: Graph 429 TooManyRequests: Please retry later. (request-id 77aa-88bb-99cc)",
         )
         db.session.add(job)
         db.session.commit()
