@@ -1,4 +1,4 @@
-"""A room's error in a real browser, scripts off: the sentence shows, the raw code waits behind "Details for support"."""
+"""A room's error in a real browser, scripts off: the sentence shows, the raw code waits behind the disclosure."""
 
 import pytest
 
