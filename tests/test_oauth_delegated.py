@@ -578,8 +578,20 @@ def test_a_refused_renewal_needs_reconnect(
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
         assert (integration.connection_state, integration.connection_error) == ("needs_reconnect", reason)
-    page = login(world.a.admin).get(detail_path(world, integration_id)).get_data(as_text=True)
-    assert f"AADSTS{code}" in page and "Connect with Microsoft again to restore the sync." in page
+    page = html.unescape(login(world.a.admin).get(detail_path(world, integration_id)).get_data(as_text=True))
+    assert f"AADSTS{code}" in page and WHAT_TO_DO_AFTER_REFUSAL[code] in page
+
+
+# What the status page tells the admin to do, by the AADSTS code of the refused renewal.
+WHAT_TO_DO_AFTER_REFUSAL = {
+    700082: "sign in with Microsoft again",
+    70008: "sign in with Microsoft again",
+    50173: "sign in with Microsoft again",
+    70043: "Sign in again interactively",
+    65001: "grant admin consent",
+    50076: "Sign in again interactively",
+    7000222: "Create a new client secret",
+}
 
 
 def test_an_expired_refresh_token_is_reported_from_microsofts_answer(app, world, integration_id, mocked, frozen_clock):
