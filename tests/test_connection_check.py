@@ -250,7 +250,8 @@ def test_a_test_whose_job_was_parked_says_why_and_stops_refreshing(app, login, w
     with app.app_context():
         assert run_queued_jobs(check.CONNECTION_TEST) == {(check.CONNECTION_TEST, str(rooms.integration)): "failed"}
     page = client.get(rooms.base + "/test").get_data(as_text=True)
-    assert "The connection test did not finish (RuntimeError" in page
+    assert "The connection test did not finish." in page and "contact support" in page
+    assert "<code>RuntimeError: boom</code>" in page.split("Details for support")[1]
     assert REFRESH not in page and "Test again" in page
 
 

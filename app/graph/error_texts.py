@@ -94,7 +94,7 @@ TEXTS = {
     ),
     UNKNOWN: (
         "Something went wrong that the portal does not recognise.",
-        f"Try again (Sync now or Retry). {CONTACT_SUPPORT}",
+        f"Try again. {CONTACT_SUPPORT}",
     ),
 }
 
