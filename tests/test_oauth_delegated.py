@@ -800,8 +800,9 @@ def test_a_parked_disconnect_job_is_shown_and_disconnecting_again_retries_it(
     with app.app_context():
         assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "failed"}
     page = client.get(detail_path(world, integration_id)).get_data(as_text=True)
-    assert "Deleting 1 subscription(s) at Microsoft failed (GraphThrottled: Graph 503" in page
-    assert "Disconnect again to retry" in page
+    assert "Deleting 1 subscription(s) at Microsoft failed." in page and "Disconnect again to retry" in page
+    assert "Microsoft was temporarily unavailable" in page
+    assert "GraphThrottled: Graph 503" in page.split("Details for support")[1]
     with app.app_context():
         assert db.session.get(Integration, integration_id).token is not None  # still able to authorise it
 
