@@ -74,6 +74,9 @@ def create_app(config_class=Config, instance_path=None):
 
     app.cli.add_command(sync_group)
     formatting.register(app)
+    from app.graph import error_texts
+
+    error_texts.register(app)
     return app
 
 

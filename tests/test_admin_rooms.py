@@ -73,9 +73,14 @@ def test_each_row_shows_last_sync_status_subscription_and_last_error(login, worl
     assert "5 minutes ago" in delta and "state-ok" in delta and "2026-11-27 13:00" in delta  # Amsterdam time
     assert "Sync now" in delta and "Disable" in delta and "Remove…" in delta
     alpha = row("alpha@alpha.example")
-    assert "3 hours ago" in alpha and "state-error" in alpha and "GraphAccessDenied: Access is denied." in alpha
+    assert "3 hours ago" in alpha and "state-error" in alpha
+    assert "Access denied: the tenant&#39;s application access policy or RBAC scope excludes this mailbox." in alpha
+    raw = alpha.index("GraphAccessDenied: Access is denied.")
+    assert alpha.index("<details") < raw < alpha.index("</details>")
     bravo = row("bravo@alpha.example")
-    assert "state-error" in bravo and "Subscription: Subscription validation request failed." in bravo
+    assert "state-error" in bravo and "Subscription: Microsoft could not reach the notification URL" in bravo
+    assert "Check that PUBLIC_URL" in bravo
+    assert bravo.index("<details") < bravo.index("Subscription validation request failed.")
     charlie = row("charlie@alpha.example")
     assert "never" in charlie and "disabled" in charlie and "Enable" in charlie and "Sync now" not in charlie
 

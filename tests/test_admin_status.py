@@ -146,8 +146,8 @@ def test_jobs_of_other_kinds_cannot_be_retried_through_an_integration(app, login
     assert login(world.a.admin).post(f"{rooms.base}/jobs/{stranger}/retry").status_code == 404
 
 
-def test_the_scheduler_heartbeat_names_the_holder_or_says_missing(app, login, world, rooms):
-    client = login(world.a.admin)
+def test_the_scheduler_heartbeat_names_the_holder_to_support_or_says_missing(app, login, world, rooms):
+    client = login(world.support)
     assert "missing" in stat_group(client.get(rooms.base), "scheduler")
     with app.app_context():
         assert lease.acquire("web-1:4242:abc123", ttl=60)
@@ -160,6 +160,19 @@ def test_the_scheduler_heartbeat_names_the_holder_or_says_missing(app, login, wo
     assert "missing" in expired and "web-2:7:def456" in expired
 
 
+def test_a_customer_admin_sees_the_scheduler_state_but_no_worker_id(app, login, world, rooms):
+    client = login(world.a.admin)
+    with app.app_context():
+        assert lease.acquire("web-1:4242:abc123", ttl=60)
+    alive = client.get(rooms.base).get_data(as_text=True)
+    assert "running" in stat_group(client.get(rooms.base), "scheduler") and "web-1:4242:abc123" not in alive
+    with app.app_context():
+        lease.release("web-1:4242:abc123")
+        assert lease.acquire("web-2:7:def456", now=server_time.database_now() - timedelta(minutes=10), ttl=60)
+    expired = client.get(rooms.base).get_data(as_text=True)
+    assert "No process holds the scheduler lease" in expired and "web-2:7:def456" not in expired
+
+
 def test_a_delegated_integration_that_needs_reconnect_says_why_and_offers_the_button(app, login, world, clock):
     with app.app_context():
         integration = add_rooms_integration(
@@ -170,7 +183,9 @@ def test_a_delegated_integration_that_needs_reconnect_says_why_and_offers_the_bu
             connection_error="The refresh token has expired (AADSTS700082)",
         )
     page = login(world.a.admin).get(integration.base).get_data(as_text=True)
-    assert "needs reconnect" in page and "The refresh token has expired (AADSTS700082)." in page
+    assert "needs reconnect" in page and "Microsoft no longer accepts the sign-in" in page
+    assert "sign in with Microsoft again" in page
+    assert "<code>The refresh token has expired (AADSTS700082)</code>" in page.split("Details for support")[1]
     assert f'action="{integration.base}/connect"' in page and "Reconnect with Microsoft" in page
 
 
@@ -250,7 +265,14 @@ def log_lines(app, world, rooms):
 
 
 def log_reasons(response):
-    return re.findall(r"<td class=\"(?:error-text)?\">([^<]*)</td>\s*</tr>", response.get_data(as_text=True))
+    """The reason column; for an error line the text as recorded, which the page keeps under its explanation."""
+    cells = re.findall(r"<td class=\"(?:error-cell)?\">(.*?)</td>\s*</tr>", response.get_data(as_text=True), re.S)
+    return [recorded_error(cell) or cell for cell in cells]
+
+
+def recorded_error(cell):
+    found = re.search(r"<details class=\"error-details\">.*?<dt>As recorded</dt><dd><code>([^<]*)</code>", cell, re.S)
+    return found.group(1) if found else None
 
 
 def test_the_sync_log_is_newest_first_with_booking_links_and_local_times(login, world, rooms, log_lines):

@@ -163,7 +163,9 @@ def test_a_token_failure_gives_one_clear_message(app, login, world, rooms, mocke
         },
     )
     page = connection_tested(app, login(world.a.admin), rooms.base).get_data(as_text=True)
-    assert "Microsoft issued no token: The client secret has expired (AADSTS7000222)." in page
+    assert "Microsoft issued no token." in page and "Microsoft refused the client secret" in page
+    assert "Create a new client secret" in page
+    assert "<code>The client secret has expired (AADSTS7000222)</code>" in page.split("Details for support")[1]
     assert "room-ok@alpha.example" not in page
     assert len(mocked.calls) == 1  # no $batch without a token
     with app.app_context():
@@ -248,7 +250,8 @@ def test_a_test_whose_job_was_parked_says_why_and_stops_refreshing(app, login, w
     with app.app_context():
         assert run_queued_jobs(check.CONNECTION_TEST) == {(check.CONNECTION_TEST, str(rooms.integration)): "failed"}
     page = client.get(rooms.base + "/test").get_data(as_text=True)
-    assert "The connection test did not finish (RuntimeError" in page
+    assert "The connection test did not finish." in page and "contact support" in page
+    assert "<code>RuntimeError: boom</code>" in page.split("Details for support")[1]
     assert REFRESH not in page and "Test again" in page
 
 

@@ -578,8 +578,20 @@ def test_a_refused_renewal_needs_reconnect(
     with app.app_context():
         integration = db.session.get(Integration, integration_id)
         assert (integration.connection_state, integration.connection_error) == ("needs_reconnect", reason)
-    page = login(world.a.admin).get(detail_path(world, integration_id)).get_data(as_text=True)
-    assert f"AADSTS{code}" in page and "Connect with Microsoft again to restore the sync." in page
+    page = html.unescape(login(world.a.admin).get(detail_path(world, integration_id)).get_data(as_text=True))
+    assert f"AADSTS{code}" in page and WHAT_TO_DO_AFTER_REFUSAL[code] in page
+
+
+# What the status page tells the admin to do, by the AADSTS code of the refused renewal.
+WHAT_TO_DO_AFTER_REFUSAL = {
+    700082: "sign in with Microsoft again",
+    70008: "sign in with Microsoft again",
+    50173: "sign in with Microsoft again",
+    70043: "Sign in again interactively",
+    65001: "grant admin consent",
+    50076: "Sign in again interactively",
+    7000222: "Create a new client secret",
+}
 
 
 def test_an_expired_refresh_token_is_reported_from_microsofts_answer(app, world, integration_id, mocked, frozen_clock):
@@ -788,8 +800,9 @@ def test_a_parked_disconnect_job_is_shown_and_disconnecting_again_retries_it(
     with app.app_context():
         assert run_queued_jobs("finish_disconnect") == {("finish_disconnect", str(integration_id)): "failed"}
     page = client.get(detail_path(world, integration_id)).get_data(as_text=True)
-    assert "Deleting 1 subscription(s) at Microsoft failed (GraphThrottled: Graph 503" in page
-    assert "Disconnect again to retry" in page
+    assert "Deleting 1 subscription(s) at Microsoft failed." in page and "Disconnect again to retry" in page
+    assert "Microsoft was temporarily unavailable" in page
+    assert "GraphThrottled: Graph 503" in page.split("Details for support")[1]
     with app.app_context():
         assert db.session.get(Integration, integration_id).token is not None  # still able to authorise it
 

@@ -160,6 +160,10 @@ def test_support_lands_on_what_needs_attention_each_item_linking_to_where_it_is_
     assert "secret@beta.example" in text
     assert f'href="/orgs/{seeded.org}/incidents"' in page
     assert "has failed to sync for 3 hours" in text
+    # The room's error leads with what it means; the raw code waits behind the disclosure.
+    assert "Access denied: the tenant&#39;s application access policy or RBAC scope excludes this mailbox." in text
+    sentence = page.index("Access denied: the tenant")
+    assert sentence < page.index("Details for support", sentence) < page.index("4f0c2b8e", sentence)
     assert f'<a href="/orgs/{seeded.org}/integrations/{seeded.rooms}#conflicts-heading">Meeting rooms</a>' in page
     assert "1 appointment(s) clash with a booking" in text
     assert "hall@alpha.example" not in text  # a healthy room is no business of this page

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from app.connection import reports
 from app.extensions import db
+from app.graph import error_texts
 from app.graph.client import BatchRequest
 from app.graph.paths import mailbox_path
 from app.graph.tokens import ReconnectRequired, TokenError, graph_client_for, token_provider_for
@@ -42,17 +43,12 @@ OUTCOME_LABELS = {
     OUTCOME_OTHER: "other error",
 }
 
-# Graph codes compared in lower case: Exchange and Graph spell them differently.
-NOT_FOUND_CODES = frozenset(
-    {
-        "erroritemnotfound",
-        "resourcenotfound",
-        "mailboxnotenabledforrestapi",
-        "errornonexistentmailbox",
-        "errorinvaliduser",
-    }
-)
-ACCESS_DENIED_CODES = frozenset({"erroraccessdenied", "accessdenied"})
+#: How each kind of failure counts in the report; the words shown come from app.graph.error_texts.
+OUTCOME_OF_KIND = {
+    error_texts.MAILBOX_NOT_FOUND: OUTCOME_NOT_FOUND,
+    error_texts.MAILBOX_NOT_ENABLED: OUTCOME_NOT_FOUND,
+    error_texts.ACCESS_DENIED: OUTCOME_ACCESS_DENIED,
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +58,7 @@ class RoomVerdict:
     mailbox: str
     object_name: str
     outcome: str
+    #: The error as recorded (see :func:`app.graph.error_texts.explain`), or a sentence when the read worked.
     detail: str
 
     @property
@@ -73,6 +70,7 @@ class RoomVerdict:
 class ConnectionReport:
     """The outcome of a connection test: a token problem, or one verdict per enabled room."""
 
+    #: Why no token came, as recorded; the page explains it with app.graph.error_texts.
     token_problem: str | None = None
     rooms: list[RoomVerdict] = field(default_factory=list)
 
@@ -136,12 +134,8 @@ def run_connection_test(integration):
 
 
 def _token_problem(failure):
-    if isinstance(failure, ReconnectRequired):
-        return (
-            f"Microsoft issued no token: {failure.reason}. "
-            "Check the tenant id, client id and client secret in the settings, then test again."
-        )
-    return f"No token: {failure}. Test again in a few minutes."
+    # The reason keeps the AADSTS code, from which the page finds what to do.
+    return failure.reason if isinstance(failure, ReconnectRequired) else str(failure)
 
 
 def mark_connected(integration):
@@ -181,18 +175,5 @@ def classify(result):
     """(outcome, detail) for one :class:`~app.graph.client.BatchResult` of a calendar read."""
     if result.ok:
         return OUTCOME_OK, "The calendar can be read."
-    error = result.error
-    code = error.code or ""
-    if error.status == 404 or code.lower() in NOT_FOUND_CODES:
-        if code.lower() == "mailboxnotenabledforrestapi":
-            return OUTCOME_NOT_FOUND, (
-                f"{code}: the mailbox is inactive, soft-deleted or hosted on-premises, so Graph cannot read it."
-            )
-        return OUTCOME_NOT_FOUND, f"{code or 'HTTP 404'}: no mailbox with this address. Check the room's UPN."
-    if error.status == 403 or code.lower() in ACCESS_DENIED_CODES:
-        return OUTCOME_ACCESS_DENIED, (
-            f"{code or 'HTTP 403'}: the app may not read this mailbox. An application access policy or an "
-            "Exchange RBAC for Applications scope may exclude it, or the app lacks admin consent for Calendars.Read."
-        )
-    label = code or (f"HTTP {error.status}" if error.status else "No answer")
-    return OUTCOME_OTHER, f"{label}: {error.message}"
+    explained = error_texts.explain(result.error)
+    return OUTCOME_OF_KIND.get(explained.kind, OUTCOME_OTHER), explained.raw
