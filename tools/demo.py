@@ -8,7 +8,8 @@
    delegated integration for Megan's calendar and an application integration for four
    rooms, tested and activated. One room (Archive) is shut out by the tenant's application
    access policy, so it fails as a misconfigured room would; two bookings made in i-Reserve
-   beforehand clash with Outlook appointments, so the first sync refuses those;
+   beforehand clash with Outlook appointments, so the first sync refuses those; the health
+   chart gets six invented days of hourly figures before today;
 3. starts the portal with gunicorn, pointed at the stand-in, and waits for the first sync.
 
 Ctrl-C stops both and ends with "Demo stopped.". Every run starts afresh: the stand-in
@@ -256,7 +257,36 @@ def seed_portal(password):
             raise SystemExit(f"The demo's connection test failed: {report.token_problem or report.rooms}")
         for link in links:
             activate_link(link.id)
+        _invent_last_week(rooms.id, zone)
         db.session.commit()
+
+
+def _invent_last_week(integration_id, zone):
+    """Hourly figures for the six days before today, so the health chart has a week to show.
+
+    Invented, not measured: office hours bring notifications and a sync each, some bookings,
+    and the Archive room's failures; nights are quiet.
+    """
+    from app.extensions import db
+    from app.models import SyncHourly
+
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for hours_ago in range(24, 24 * 7):
+        hour = now - timedelta(hours=hours_ago)
+        local = hour.astimezone(zone)
+        busy = local.weekday() < 5 and 8 <= local.hour < 18
+        db.session.add(
+            SyncHourly(
+                integration_id=integration_id,
+                hour=hour,
+                syncs_ok=3 + (4 if busy else 0),
+                syncs_failed=1 if local.hour % 6 == 0 else 0,
+                notifications=(5 + hours_ago % 4) if busy else 0,
+                bookings_created=(hours_ago % 3) if busy else 0,
+                bookings_updated=1 if busy and hours_ago % 4 == 0 else 0,
+                bookings_cancelled=1 if busy and hours_ago % 9 == 0 else 0,
+            )
+        )
 
 
 def _local(date, clock_time, zone):

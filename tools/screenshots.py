@@ -1,7 +1,7 @@
 """`make screenshots`: the README's pictures, taken from a fresh demo in Debian's chromium.
 
 Starts `python -m tools.demo` in a scratch instance folder on free ports, signs in as the
-demo's support account and saves, at 1280 px wide, the Bookings timeline (week view) and
+demo's support account and saves, at 1280 px wide, the Bookings timeline (one day) and
 the status page of the "Meeting rooms" integration as PNG files in docs/screenshots/.
 Then stops the demo as Ctrl-C would.
 """
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,9 +22,11 @@ OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 READY = "i-Reserve demo is running"
 START_SECONDS = 120
+#: The day the day view shows: the demo's second day from today holds a booking and a clash.
+SHOWN_DAY = (date.today() + timedelta(days=2)).isoformat()
 #: Each picture: file name, the link texts that lead to the page from the signed-in home, and the query.
 PICTURES = [
-    ("timeline.png", ["Bookings"], "view=week"),
+    ("timeline.png", ["Bookings"], f"date={SHOWN_DAY}"),
     ("status.png", ["Integrations", "Meeting rooms"], ""),
 ]
 

@@ -90,6 +90,11 @@ class Block:
     late: bool
 
     @property
+    def subject(self):
+        """The remark's first line: an Outlook booking keeps "subject, blank line, description" there."""
+        return (self.remark or "").partition("\n")[0].strip()
+
+    @property
     def summary(self):
         """Everything a person hovering or focusing the block needs, as one line of text."""
         parts = [self.time_text, self.status, self.customer or "no customer"]
