@@ -11,8 +11,9 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from app import create_app
 from app.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, config_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,6 +31,16 @@ needs_chromium = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
     reason="needs Debian's chromium at /usr/bin/chromium: run `apt-get install chromium` to enable this test",
 )
+
+
+def browser_app(folder, database="browser.db"):
+    """The portal as production runs it (CSRF on), over a fresh SQLite file in `folder`, tables created."""
+    app = create_app(
+        config_for(f"sqlite:///{folder / database}", WTF_CSRF_ENABLED=True), instance_path=str(folder / "instance")
+    )
+    with app.app_context():
+        db.create_all()
+    return app
 
 
 @contextlib.contextmanager

@@ -5,13 +5,12 @@ Drives Debian's chromium (see tests/browser.py) against the real portal served f
 
 import pytest
 
-from app import create_app
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, Integration
 from app.models.organisation import ROLE_ADMIN
 from app.orgs.provisioning import create_organisation
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, browser_page, needs_chromium, served
-from tests.conftest import PASSWORD, add_user, config_for
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, browser_app, browser_page, needs_chromium, served
+from tests.conftest import PASSWORD, add_user
 
 ADMIN = "admin@alpha.example"
 
@@ -21,10 +20,8 @@ pytestmark = needs_chromium
 @pytest.fixture
 def portal(tmp_path):
     """The portal on a free local port, with CSRF on as in production, over a fresh SQLite file."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         db.session.add_all(

@@ -79,7 +79,7 @@ def test_each_row_shows_last_sync_status_subscription_and_last_error(login, worl
     assert alpha.index("<details") < raw < alpha.index("</details>")
     bravo = row("bravo@alpha.example")
     assert "state-error" in bravo and "Subscription: Microsoft could not reach the notification URL" in bravo
-    assert "Check that PUBLIC_URL" in bravo
+    assert "Check that PUBLIC_BASE_URL" in bravo
     assert bravo.index("<details") < bravo.index("Subscription validation request failed.")
     charlie = row("charlie@alpha.example")
     assert "never" in charlie and "disabled" in charlie and "Enable" in charlie and "Sync now" not in charlie

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
-from app import create_app
 from app.extensions import db
 from app.models import BookableObject, Booking, BookingStatus, CalendarLink, Integration, SyncConflict
 from app.models.organisation import ROLE_ADMIN
@@ -13,6 +12,7 @@ from app.orgs.provisioning import create_organisation
 from tests.admin_helpers import CLIENT_ID, TENANT, run_queued_jobs
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -20,7 +20,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 from tests.sync_helpers import GRAPH, event
 
 pytestmark = needs_chromium
@@ -35,10 +35,8 @@ APP_TOKEN = {"token_type": "Bearer", "expires_in": 3599, "access_token": "app-on
 @pytest.fixture
 def portal(tmp_path):
     """An organisation whose board room refused one Outlook appointment for an overlap with booking `clash`."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         room = BookableObject(organisation_id=organisation.id, name="Board room")

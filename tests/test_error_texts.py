@@ -68,7 +68,7 @@ ACTIONS = {
     "throttled": "retried automatically",
     "unavailable": "retried automatically",
     "sync_state_expired": "full sync was started automatically",
-    "subscription_validation": "PUBLIC_URL",
+    "subscription_validation": "PUBLIC_BASE_URL",
     "unknown": "contact support",
 }
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app import clock, create_app
+from app import clock
 from app.connection import check, reports
 from app.extensions import db
 from app.models import BookableObject, CalendarLink, Integration, Job, SyncLogEntry
@@ -12,6 +12,7 @@ from app.models.organisation import ROLE_ADMIN, ROLE_SUPPORT
 from app.orgs.provisioning import create_organisation
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -19,7 +20,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 
 ADMIN = "admin@alpha.example"
 SUPPORT = "support@ireserve.example"
@@ -36,10 +37,8 @@ pytestmark = needs_chromium
 @pytest.fixture
 def portal(tmp_path):
     """The portal with CSRF on, over a fresh SQLite file, with one room whose last sync was refused."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         room = BookableObject(organisation_id=organisation.id, name="Board room")

@@ -6,7 +6,7 @@ import re
 import pytest
 import responses
 
-from app import clock, create_app
+from app import clock
 from app.extensions import db
 from app.models import BookableObject, CalendarLink
 from app.models.organisation import ROLE_ADMIN
@@ -14,6 +14,7 @@ from app.orgs.provisioning import create_organisation
 from tests.admin_helpers import TENANT, add_rooms_integration, run_queued_jobs
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -21,7 +22,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 from tests.sync_helpers import GRAPH, at, event, page
 
 ADMIN = "admin@alpha.example"
@@ -37,10 +38,8 @@ pytestmark = needs_chromium
 @pytest.fixture
 def portal(tmp_path):
     """The portal with CSRF on over a SQLite file, and one connected room integration."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         board_room = BookableObject(organisation_id=organisation.id, name="Board room")

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import clock, create_app
+from app import clock
 from app.extensions import db
 from app.metrics import hourly
 from app.models import BookableObject
@@ -14,6 +14,7 @@ from app.orgs.provisioning import create_organisation
 from tests.admin_helpers import add_rooms_integration
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -21,7 +22,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 
 ADMIN = "admin@alpha.example"
 SUPPORT = "support@ireserve.example"
@@ -32,10 +33,8 @@ pytestmark = needs_chromium
 @pytest.fixture
 def portal(tmp_path):
     """An organisation in Amsterdam time whose rooms integration had a busy week, with CSRF on, over SQLite."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms", timezone="Europe/Amsterdam")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         add_user(SUPPORT, ROLE_SUPPORT)

@@ -3,12 +3,12 @@ the set-password link, and its owner sets a password and is signed in."""
 
 import pytest
 
-from app import create_app
 from app.extensions import db
 from app.models.organisation import ROLE_SUPPORT
 from app.orgs.provisioning import create_organisation
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -16,7 +16,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 
 SUPPORT = "support@ireserve.example"
 NEW_ADMIN = "facility.manager@alpha.example"
@@ -28,10 +28,8 @@ pytestmark = needs_chromium
 @pytest.fixture
 def portal(tmp_path):
     """The portal on a free local port, with CSRF on as in production, over a fresh SQLite file."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         create_organisation("Alpha Rooms")
         add_user(SUPPORT, ROLE_SUPPORT)
         db.session.commit()
@@ -94,10 +92,12 @@ def test_support_creates_an_account_whose_owner_sets_a_password_from_the_link(po
         newcomer.get_by_label("Password again").fill(NEW_PASSWORD)
         newcomer.get_by_role("button", name="Set password").click()
         assert newcomer.get_by_text("Your password is set and you are signed in.").is_visible()
+        newcomer.locator(".account > summary").click()
         assert NEW_ADMIN in newcomer.locator("header").inner_text()
 
         newcomer.get_by_role("button", name="Sign out").click()
         sign_in(newcomer, base, NEW_ADMIN, NEW_PASSWORD)
+        newcomer.locator(".account > summary").click()
         assert NEW_ADMIN in newcomer.locator("header").inner_text()
 
         newcomer.goto(base + "/account/password")

@@ -5,11 +5,10 @@ New pages go into MAIN_PAGES: (name, who signs in, path built from the seeded id
 
 import pytest
 
-from app import create_app
-from app.extensions import db
 from tests.browser import (
     DESKTOP,
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -17,7 +16,6 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import config_for
 from tests.portal_seed import ADMIN, SUPPORT, seed_portal
 
 pytestmark = needs_chromium
@@ -27,10 +25,8 @@ pytestmark = needs_chromium
 def portal(tmp_path_factory):
     """The seeded portal on a free local port, CSRF on as in production, over a SQLite file."""
     folder = tmp_path_factory.mktemp("frame")
-    config = config_for(f"sqlite:///{folder / 'frame.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(folder / "instance"))
+    app = browser_app(folder, "frame.db")
     with app.app_context():
-        db.create_all()
         ids = seed_portal()
     with served(app) as base:
         yield base, ids

@@ -3,13 +3,13 @@ and an error summary that takes focus."""
 
 import pytest
 
-from app import create_app
 from app.extensions import db
 from app.models import BookableObject, Integration
 from app.models.organisation import ROLE_ADMIN
 from app.orgs.provisioning import create_organisation
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -17,7 +17,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 
 ADMIN = "admin@alpha.example"
 
@@ -27,10 +27,8 @@ pytestmark = needs_chromium
 @pytest.fixture
 def portal(tmp_path):
     """The portal on a free local port, with CSRF on as in production, over a fresh SQLite file."""
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         db.session.add(BookableObject(organisation_id=organisation.id, name="Board room"))

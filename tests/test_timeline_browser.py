@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from app import create_app
 from app.extensions import db
 from app.models import BookableObject, Booking, BookingStatus, Customer
 from app.models.organisation import ROLE_ADMIN
@@ -15,6 +14,7 @@ from app.orgs.provisioning import create_organisation
 from tests.admin_helpers import add_rooms_integration
 from tests.browser import (
     PHONE,
+    browser_app,
     browser_page,
     needs_chromium,
     serious_accessibility_violations,
@@ -22,7 +22,7 @@ from tests.browser import (
     sideways_overflow,
     sign_in,
 )
-from tests.conftest import add_user, config_for
+from tests.conftest import add_user
 
 ADMIN = "admin@alpha.example"
 
@@ -33,10 +33,8 @@ pytestmark = needs_chromium
 def portal(tmp_path, clock):
     """An organisation in New York with a 09:00 meeting and an all-day booking on "today", 25 November 2026."""
     clock.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # 07:00 in New York
-    config = config_for(f"sqlite:///{tmp_path / 'browser.db'}", WTF_CSRF_ENABLED=True)
-    app = create_app(config, instance_path=str(tmp_path / "instance"))
+    app = browser_app(tmp_path)
     with app.app_context():
-        db.create_all()
         organisation = create_organisation("Alpha Rooms", "America/New_York")
         add_user(ADMIN, ROLE_ADMIN, organisation.id)
         board, hall = (

@@ -89,7 +89,7 @@ TEXTS = {
     ),
     SUBSCRIPTION_VALIDATION: (
         "Microsoft could not reach the notification URL to confirm the change subscription.",
-        "Check that PUBLIC_URL is the portal's public https address and reachable from the internet; "
+        "Check that PUBLIC_BASE_URL is the portal's public https address and reachable from the internet; "
         "until then changes are picked up by polling.",
     ),
     UNKNOWN: (
