@@ -1,5 +1,6 @@
 """The bookings timeline and a room's timeline as pages: filters, date jumps, isolation, Outlook marks, the table."""
 
+import html
 import re
 from datetime import UTC, datetime
 
@@ -9,6 +10,7 @@ from sqlalchemy import event
 from app.extensions import db
 from app.models import BookableObject, Booking, Job
 from app.models.job import JOB_FAILED
+from app.orgs import routes as org_routes
 from app.outbound.trigger import OUTBOUND_BOOKING, outbound_key
 from tests.admin_helpers import add_rooms_integration
 
@@ -258,3 +260,41 @@ def test_support_sees_any_organisations_timeline_with_only_that_organisations_bo
     response = login(world.support).get(f"/orgs/{world.a.org}/bookings")
     assert response.status_code == 200
     assert list(blocks(response.get_data(as_text=True))) == [mine]
+
+
+def test_the_table_takes_the_same_object_and_status_filters_and_its_pages_keep_them(
+    app, login, world, today, monkeypatch
+):
+    monkeypatch.setattr(org_routes, "BOOKINGS_PER_PAGE", 1)
+    with app.app_context():
+        hall = BookableObject(organisation_id=world.a.org, name="Hall")
+        db.session.add(hall)
+        db.session.commit()
+        hall_id = hall.id
+        add_booking(world, datetime(2026, 11, 25, 8, tzinfo=UTC), datetime(2026, 11, 25, 9, tzinfo=UTC))
+        first = add_booking(
+            world, datetime(2026, 11, 25, 8, tzinfo=UTC), datetime(2026, 11, 25, 9, tzinfo=UTC), object_id=hall_id
+        )
+        add_booking(
+            world,
+            datetime(2026, 11, 25, 10, tzinfo=UTC),
+            datetime(2026, 11, 25, 11, tzinfo=UTC),
+            object_id=hall_id,
+            status="Cancelled",
+        )
+        second = add_booking(
+            world, datetime(2026, 11, 26, 8, tzinfo=UTC), datetime(2026, 11, 26, 9, tzinfo=UTC), object_id=hall_id
+        )
+    client = login(world.a.admin)
+    confirmed = world.a.statuses["Confirmed"]
+    query = f"view=table&start=2026-11-25&end=2026-11-30&object={hall_id}&status={confirmed}"
+    page_one = client.get(f"/orgs/{world.a.org}/bookings?{query}").get_data(as_text=True)
+    assert table_rows(page_one) == [first]
+    assert "Page 1 of 2" in page_one
+    next_link = html.unescape(re.search(r'<a href="([^"]+)">Next</a>', page_one).group(1))
+    assert f"object={hall_id}" in next_link and f"status={confirmed}" in next_link
+    assert table_rows(client.get(next_link).get_data(as_text=True)) == [second]
+
+
+def table_rows(page):
+    return [int(number) for number in re.findall(r'<td><a href="/orgs/\d+/bookings/(\d+)/edit">', page)]

@@ -12,14 +12,13 @@ from wtforms import (
     PasswordField,
     RadioField,
     SelectField,
-    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.form_fields import CheckboxListField
 from app.models.integration import AUTH_APPLICATION, AUTH_DELEGATED, AUTH_MODES
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -38,13 +37,6 @@ DELEGATED_ONLY = (
 APPLICATION_ONLY = ()
 #: The submit button that re-renders the form for the chosen method without saving.
 SWITCH_METHOD = "switch_method"
-
-
-class CheckboxListField(SelectMultipleField):
-    """Several choices as a group of checkboxes: no Ctrl-click, every choice visible."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class IntegrationForm(FlaskForm):

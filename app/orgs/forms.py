@@ -4,7 +4,6 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
     DateTimeLocalField,
     EmailField,
     IntegerField,
@@ -125,11 +124,3 @@ class BookingForm(FlaskForm):
         message = skipped_time_message(field.data, self.timezone_name)
         if message:
             raise ValidationError(message)
-
-
-class BookingFilterForm(FlaskForm):
-    class Meta:
-        csrf = False
-
-    start = DateField("From", validators=[Optional(), in_accepted_years_only], render_kw=DATE_LIMITS)
-    end = DateField("Until", validators=[Optional(), in_accepted_years_only], render_kw=DATE_LIMITS)

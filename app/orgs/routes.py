@@ -21,11 +21,11 @@ from app.models import (
 )
 from app.orgs import bp
 from app.orgs.attention import needs_attention
-from app.orgs.forms import BookingFilterForm, BookingForm, OrganisationForm
+from app.orgs.forms import BookingForm, OrganisationForm
 from app.orgs.provisioning import create_organisation
 from app.orgs.resources import RESOURCES
 from app.orgs.timeline import DAY, WEEK, build_timeline, window_for
-from app.orgs.timeline_form import TimelineForm
+from app.orgs.timeline_form import BookingFilterForm, TimelineForm
 
 BOOKINGS_PER_PAGE = 50
 
@@ -176,7 +176,8 @@ def room_timeline(org_id, link_id):
     )
 
 
-def _timeline_page(organisation, template, endpoint, route_args, fixed_object=None, **context):
+def _filter_form(form_class, organisation):
+    """A bookings query form with the organisation's objects and statuses to choose from, checked."""
     objects = db.session.scalars(
         db.select(BookableObject)
         .where(BookableObject.organisation_id == organisation.id, BookableObject.active.is_(True))
@@ -187,16 +188,21 @@ def _timeline_page(organisation, template, endpoint, route_args, fixed_object=No
         .where(BookingStatus.organisation_id == organisation.id)
         .order_by(BookingStatus.position, BookingStatus.name)
     ).all()
-    form = TimelineForm(request.args)
+    form = form_class(request.args)
     form.fill_choices(objects, statuses)
     form.validate()
+    return form
+
+
+def _timeline_page(organisation, template, endpoint, route_args, fixed_object=None, **context):
+    form = _filter_form(TimelineForm, organisation)
     # Through the module, so a test that moves the clock moves "today" too.
     today = utc_to_local(clock.utcnow(), organisation.timezone).date()
     # Each refused value is shown with its error and replaced by its default; the others still apply.
     day = form.date.data if form.date.data and not form.date.errors else today
     span = form.span.data if form.span.data in (DAY, WEEK) and not form.span.errors else DAY
-    chosen_object = fixed_object or (form.object.data if not form.object.errors else 0)
-    chosen_statuses = [] if form.status.errors else list(form.status.data or [])
+    chosen_object = fixed_object or form.chosen_object()
+    chosen_statuses = form.chosen_statuses()
     window = window_for(day, span, organisation.timezone)
     timeline = build_timeline(
         organisation, window, object_ids=[chosen_object] if chosen_object else None, status_ids=chosen_statuses
@@ -237,9 +243,9 @@ def _timeline_page(organisation, template, endpoint, route_args, fixed_object=No
 
 def _booking_table(organisation):
     org_id = organisation.id
-    filters = BookingFilterForm(request.args)
+    filters = _filter_form(BookingFilterForm, organisation)
     today = utc_to_local(clock.utcnow(), organisation.timezone).date()
-    if not (request.args.keys() - {"view", "page"}):
+    if not (request.args.keys() - {"view", "page", "object", "status"}):
         filters.start.data = today
         filters.end.data = today + timedelta(days=30)
     query = (
@@ -249,7 +255,10 @@ def _booking_table(organisation):
         .order_by(Booking.start_at, Booking.id)
     )
     # A refused bound is shown with its error and left out; the other one still narrows the list.
-    filters.validate()
+    if filters.chosen_object():
+        query = query.where(Booking.object_id == filters.chosen_object())
+    if filters.chosen_statuses():
+        query = query.where(Booking.status_id.in_(filters.chosen_statuses()))
     if filters.start.data and not filters.start.errors:
         query = query.where(Booking.end_at > _local_midnight(filters.start.data, organisation))
     if filters.end.data and not filters.end.errors:

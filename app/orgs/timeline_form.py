@@ -1,10 +1,11 @@
-"""The timeline's query: which day or week, which object, which statuses. A GET form; nothing is changed."""
+"""The bookings page's queries, GET forms that change nothing: the timeline's day or week and the
+table's dates, each narrowed to one object and some statuses."""
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, SelectMultipleField
+from wtforms import DateField, SelectField
 from wtforms.validators import Optional
-from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.form_fields import CheckboxListField
 from app.orgs.forms import DATE_LIMITS, in_accepted_years_only
 from app.orgs.timeline import DAY, WEEK
 
@@ -13,19 +14,12 @@ UNKNOWN_OBJECT = "Choose one of the listed objects."
 UNKNOWN_STATUS = "Choose among the listed statuses."
 
 
-class CheckboxGroupField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
-
-
-class TimelineForm(FlaskForm):
+class _ObjectAndStatuses(FlaskForm):
     class Meta:
         csrf = False
 
-    date = DateField("Date", validators=[Optional(), in_accepted_years_only], render_kw=DATE_LIMITS)
-    span = SelectField("Show", choices=[(DAY, "Day"), (WEEK, "Week")], default=DAY)
     object = SelectField("Object", coerce=int, default=0)
-    status = CheckboxGroupField("Statuses", coerce=int)
+    status = CheckboxListField("Statuses", coerce=int)
 
     def fill_choices(self, objects, statuses):
         self.object.choices = [(0, "All objects")] + [(o.id, o.name) for o in objects]
@@ -33,13 +27,33 @@ class TimelineForm(FlaskForm):
 
     def validate(self, extra_validators=None):
         valid = super().validate(extra_validators)
-        # WTForms' own words for these ("Not a valid date value.") do not say what to type.
-        if self.date.errors and self.date.raw_data and self.date.data is None:
-            self.date.errors = [UNREADABLE_DATE]
         if self.object.errors:
             self.object.errors = [UNKNOWN_OBJECT]
         if self.status.errors:
             self.status.errors = [UNKNOWN_STATUS]
+        return valid
+
+    def chosen_object(self):
+        return self.object.data if not self.object.errors else 0
+
+    def chosen_statuses(self):
+        return [] if self.status.errors else list(self.status.data or [])
+
+
+class BookingFilterForm(_ObjectAndStatuses):
+    start = DateField("From", validators=[Optional(), in_accepted_years_only], render_kw=DATE_LIMITS)
+    end = DateField("Until", validators=[Optional(), in_accepted_years_only], render_kw=DATE_LIMITS)
+
+
+class TimelineForm(_ObjectAndStatuses):
+    date = DateField("Date", validators=[Optional(), in_accepted_years_only], render_kw=DATE_LIMITS)
+    span = SelectField("Show", choices=[(DAY, "Day"), (WEEK, "Week")], default=DAY)
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        # WTForms' own words for these ("Not a valid date value.") do not say what to type.
+        if self.date.errors and self.date.raw_data and self.date.data is None:
+            self.date.errors = [UNREADABLE_DATE]
         if self.span.errors:
             self.span.errors = ["Choose Day or Week."]
         return valid
