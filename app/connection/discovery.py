@@ -38,6 +38,8 @@ class Problem:
     message: str
     code: str | None = None
     request_id: str | None = None
+    #: The error as recorded, for the portal's one mapping of errors to plain words.
+    raw: str | None = None
 
 
 def queue_discovery(integration):
@@ -89,7 +91,8 @@ def discover(integration):
         return {"problem": asdict(Problem(PROBLEM_PERMISSION, error.message, error.code, error.request_id))}
     except GraphError as error:
         label = error.code or (f"HTTP {error.status}" if error.status else "No answer")
-        return {"problem": asdict(Problem(PROBLEM_GRAPH, f"{label}: {error.message}", error.code, error.request_id))}
+        message = f"{label}: {error.message}"
+        return {"problem": asdict(Problem(PROBLEM_GRAPH, message, error.code, error.request_id, raw=str(error)))}
     return {
         "problem": None,
         "tenant": _stored(tenant),
@@ -131,5 +134,6 @@ def _token_problem(failure):
             PROBLEM_TOKEN,
             f"Microsoft issued no token: {failure.reason}. "
             "Check the tenant id, client id and client secret in the settings.",
+            raw=str(failure),
         )
-    return Problem(PROBLEM_TOKEN, f"No token: {failure}. Try again in a few minutes.")
+    return Problem(PROBLEM_TOKEN, f"No token: {failure}. Try again in a few minutes.", raw=str(failure))
