@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import Booking, CalendarLink, Job, SyncConflict, SyncLogEntry
 from app.sync.calendar_reset import forget_sync_state
 from app.sync.engine import sync_link, sync_one_event
-from tests.admin_helpers import TENANT, add_rooms_integration, run_queued_jobs
+from tests.admin_helpers import TENANT, add_rooms_integration, audit_entries, run_queued_jobs
 from tests.sync_helpers import GRAPH, at, delta_url, event, graph_client, page, removed
 
 ROOM = "room-a@alpha.example"
@@ -262,6 +262,7 @@ def test_try_again_queues_a_job_that_books_the_appointment_once_the_room_is_free
     assert "Trying again" in text_of(response) and "Try again is queued" in text_of(response)
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Job)) == 1
+        assert audit_entries(rooms.id)[-1][:2] == ("conflict_retried", f"“Board meeting” on {ROOM}.")
     with responses.RequestsMock() as mock:
         mock.post(APP_TOKEN_URL, json=APP_TOKEN)
         mock.get(EVENT_URL, json=clashing())

@@ -12,7 +12,7 @@ from app.graph.errors import GraphError
 from app.jobs.handlers import SYNC_LINK
 from app.models import CalendarLink, Job, Organisation
 from app.sync.engine import sync_link
-from tests.admin_helpers import add_rooms_integration
+from tests.admin_helpers import add_rooms_integration, audit_entries
 from tests.sync_helpers import GRAPH, at, event, graph_client, make_room_link, page, removed
 
 ROOM_A, ROOM_B, ROOM_OFF = "room-a@contoso.example", "room-b@contoso.example", "room-off@contoso.example"
@@ -59,6 +59,7 @@ def test_confirming_queues_one_full_sync_and_a_double_click_queues_no_second(app
     assert f"Full sync of {ROOM_A} queued" in text_of(second)
     with app.app_context():
         assert sync_jobs() == [(rooms.links[ROOM_A], True)]
+        assert audit_entries(rooms.id)[-1] == ("full_sync_started", f"{ROOM_A}.", world.a.admin)
 
 
 def test_a_full_sync_asked_for_after_sync_now_turns_the_pending_sync_into_a_full_one(app, world, login, rooms):
@@ -88,6 +89,8 @@ def test_the_integrations_full_sync_queues_one_job_per_enabled_room(app, world, 
     client.post(f"{rooms.base}/full-sync")
     with app.app_context():
         assert sync_jobs() == sorted([(rooms.links[ROOM_A], True), (rooms.links[ROOM_B], True)])
+        started = [entry for entry in audit_entries(rooms.id) if entry[0] == "full_sync_started"]
+        assert [detail for _, detail, _ in started] == [f"2 calendar(s): {ROOM_A}, {ROOM_B}."] * 2
 
 
 def test_a_disabled_room_is_not_full_synced(app, world, login, rooms):

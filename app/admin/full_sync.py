@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 
 from app.admin import bp
 from app.admin.rooms import ROOM_TABLE_URL, _link_or_404
+from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.extensions import db
 from app.jobs.handlers import enqueue_link_sync
@@ -38,6 +39,7 @@ def link_full_sync(org_id, integration_id, link_id):
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
     if form.validate_on_submit():
         enqueue_link_sync(link.id, full=True)
+        audit_log.record(integration, audit_log.FULL_SYNC_STARTED, f"{calendar_name(link)}.")
         db.session.commit()
         flash(f"Full sync of {calendar_name(link)} queued. Its progress shows under Status.", "success")
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
@@ -58,6 +60,8 @@ def integration_full_sync(org_id, integration_id):
         else:
             for link in links:
                 enqueue_link_sync(link.id, full=True)
+            names = ", ".join(calendar_name(link) for link in links)
+            audit_log.record(integration, audit_log.FULL_SYNC_STARTED, f"{len(links)} calendar(s): {names}.")
             db.session.commit()
             flash(f"Full sync of {len(links)} calendar(s) queued. Its progress shows under Status.", "success")
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))

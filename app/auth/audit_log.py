@@ -25,6 +25,8 @@ SIGN_IN_FAILED = "sign_in_failed"
 ACCOUNT_SWITCHED = "account_switched"
 SWITCH_DECLINED = "switch_declined"
 JOB_RETRIED = "job_retried"
+FULL_SYNC_STARTED = "full_sync_started"
+CONFLICT_RETRIED = "conflict_retried"
 ACCOUNT_CREATED = "account_created"
 ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_ENABLED = "account_enabled"
@@ -59,6 +61,8 @@ ACTION_LABELS = {
     ACCOUNT_SWITCHED: "Switched to another account",
     SWITCH_DECLINED: "Kept the connected account",
     JOB_RETRIED: "Job retried",
+    FULL_SYNC_STARTED: "Full sync started",
+    CONFLICT_RETRIED: "Appointment not booked: tried again",
     ACCOUNT_CREATED: "Account created",
     ACCOUNT_DISABLED: "Account disabled",
     ACCOUNT_ENABLED: "Account enabled",
