@@ -170,6 +170,39 @@ def test_the_room_table_leads_with_the_sentence_and_keeps_the_code_for_support(l
     assert "https://graph.microsoft.com/v1.0/users/room@alpha.example/calendar/events" in hidden
 
 
+def test_a_subscription_failing_for_the_same_reason_as_the_sync_is_not_explained_twice(app, login, world):
+    with app.app_context():
+        rooms = add_rooms_integration(
+            world.a,
+            [
+                dict(
+                    mailbox="denied@alpha.example",
+                    last_sync_status="error",
+                    last_sync_error=DENIED,
+                    subscription_error=DENIED.replace("GET", "POST"),
+                ),
+                dict(
+                    mailbox="throttled@alpha.example",
+                    last_sync_status="error",
+                    last_sync_error=DENIED,
+                    subscription_error="Graph 429 TooManyRequests: Please retry later. (request-id 11aa-22bb)",
+                ),
+            ],
+        )
+    page = login(world.a.admin).get(rooms.base + "/rooms").get_data(as_text=True)
+
+    def row(mailbox):
+        start = page.index(f'<tr id="room-{rooms.links[mailbox]}"')
+        return disclosure_split(page[start : page.index("</tr>", start)])
+
+    shown, hidden = row("denied@alpha.example")
+    assert shown.count("excludes this mailbox.") == 1
+    assert "Subscription: the same problem." in shown
+    assert hidden.count("<summary>Details for support</summary>") == 2  # each keeps its own request id
+    shown, _ = row("throttled@alpha.example")
+    assert "excludes this mailbox." in shown and "Subscription: Microsoft asked the app to slow down" in shown
+
+
 def test_failed_jobs_say_what_happened_and_keep_the_raw_error_behind_the_disclosure(login, world, failing):
     page = login(world.a.admin).get(failing.base).get_data(as_text=True)
     start = page.index(f'<tr id="job-{failing.job}"')

@@ -95,6 +95,11 @@ class Block:
         return (self.remark or "").partition("\n")[0].strip()
 
     @property
+    def description(self):
+        """The remark after its first line."""
+        return (self.remark or "").partition("\n")[2].strip()
+
+    @property
     def summary(self):
         """Everything a person hovering or focusing the block needs, as one line of text."""
         parts = [self.time_text, self.status, self.customer or "no customer"]
