@@ -1,7 +1,8 @@
-"""Jinja filters that show stored UTC times in the organisation's time zone."""
+"""Jinja filters: stored UTC times in the organisation's time zone, and a remark's subject and description."""
 
 from app import clock
 from app.clock import utc_to_local
+from app.sync.mapping import remark_parts
 
 
 def localtime(value, timezone_name, fmt="%Y-%m-%d %H:%M"):
@@ -27,3 +28,4 @@ def relative_time(value, now=None):
 def register(app):
     app.add_template_filter(localtime)
     app.add_template_filter(relative_time, "reltime")
+    app.add_template_filter(remark_parts)

@@ -93,6 +93,19 @@ def pending_sign_ins(client, **environ):
         return dict(flask_session.get(PENDING_KEY) or {})
 
 
+def refuse_code_as_already_redeemed(mocked):
+    """The token endpoint's answer to a replayed authorization code."""
+    register_code_exchange(
+        mocked,
+        body={
+            "error": "invalid_grant",
+            "error_description": "AADSTS54005: OAuth2 Authorization code was already redeemed.",
+            "error_codes": [54005],
+        },
+        status=400,
+    )
+
+
 def register_code_exchange(mocked, body=None, status=200):
     mocked.add(responses.POST, TOKEN_URL, json=body or load("token-authorization-code.json"), status=status)
 
@@ -357,15 +370,7 @@ def test_declined_consent_is_reported_and_changes_nothing(app, login, world, int
 def test_a_refused_code_stores_nothing(app, login, world, integration_id, mocked):
     client = login(world.a.admin)
     params = start_connect(client, world, integration_id)
-    register_code_exchange(
-        mocked,
-        body={
-            "error": "invalid_grant",
-            "error_description": "AADSTS54005: OAuth2 Authorization code was already redeemed.",
-            "error_codes": [54005],
-        },
-        status=400,
-    )
+    refuse_code_as_already_redeemed(mocked)
     response = client.get(CALLBACK, query_string={"code": "used", "state": params["state"]}, follow_redirects=True)
     assert "The authorization code was already used (AADSTS54005)" in response.get_data(as_text=True)
     with app.app_context():

@@ -20,7 +20,7 @@ from tests.test_oauth_delegated import (
     frozen_clock,  # noqa: F401 (a fixture)
     integration_id,  # noqa: F401 (a fixture)
     load,
-    register_code_exchange,
+    refuse_code_as_already_redeemed,
     start_connect,
     store_connected_token,
 )
@@ -108,15 +108,7 @@ def test_a_forged_state_while_a_reconnect_is_pending_changes_nothing(app, login,
 def test_a_replayed_callback_changes_nothing(app, login, world, connected_integration, mocked):
     client = login(world.a.admin)
     params = start_connect(client, world, connected_integration)
-    register_code_exchange(
-        mocked,
-        body={
-            "error": "invalid_grant",
-            "error_description": "AADSTS54005: OAuth2 Authorization code was already redeemed.",
-            "error_codes": [54005],
-        },
-        status=400,
-    )
+    refuse_code_as_already_redeemed(mocked)
 
     response = client.get(CALLBACK, query_string={"code": "used", "state": params["state"]}, follow_redirects=True)
 

@@ -298,3 +298,16 @@ def test_the_table_takes_the_same_object_and_status_filters_and_its_pages_keep_t
 
 def table_rows(page):
     return [int(number) for number in re.findall(r'<td><a href="/orgs/\d+/bookings/(\d+)/edit">', page)]
+
+
+def test_a_block_names_its_subject_and_the_phone_list_keeps_the_description_apart(app, login, world, today):
+    with app.app_context():
+        add_booking(
+            world,
+            datetime(2026, 11, 25, 8, tzinfo=UTC),
+            datetime(2026, 11, 25, 9, tzinfo=UTC),
+            remark="Quarterly review\n\nAgenda in the shared folder",
+        )
+    page = login(world.a.admin).get(f"/orgs/{world.a.org}/bookings?date=2026-11-25").get_data(as_text=True)
+    assert '<span class="tl-subject">Quarterly review</span>' in page
+    assert "<strong>Quarterly review</strong> Agenda in the shared folder" in page

@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import BookableObject, Booking, Integration
 from app.models.job import JOB_FAILED, Job
 from app.outbound.trigger import OUTBOUND_BOOKING
+from app.sync.mapping import remark_parts
 
 DAY, WEEK = "day", "week"
 SPANS = {DAY: (1, timedelta(minutes=15)), WEEK: (7, timedelta(hours=1))}
@@ -91,13 +92,11 @@ class Block:
 
     @property
     def subject(self):
-        """The remark's first line: an Outlook booking keeps "subject, blank line, description" there."""
-        return (self.remark or "").partition("\n")[0].strip()
+        return remark_parts(self.remark)[0]
 
     @property
     def description(self):
-        """The remark after its first line."""
-        return (self.remark or "").partition("\n")[2].strip()
+        return remark_parts(self.remark)[1]
 
     @property
     def summary(self):

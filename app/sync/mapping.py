@@ -100,6 +100,12 @@ def remark_for(event):
     return remark[:REMARK_LIMIT]
 
 
+def remark_parts(remark):
+    """(subject, description) of a remark written as "subject, blank line, description"."""
+    subject, _, description = (remark or "").partition("\n\n")
+    return subject.strip(), description.strip()
+
+
 def event_period(event, timezone_name):
     """Start and end in UTC. All-day events become the organisation's local midnights.
 
