@@ -4,7 +4,6 @@ from flask import abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 
 from app.admin import bp
-from app.admin.full_sync import calendar_name
 from app.auth import audit_log
 from app.auth.access import in_organisation_or_404, organisation_or_404
 from app.extensions import db
@@ -48,9 +47,7 @@ def conflict_retry(org_id, integration_id, conflict_id):
     if conflict is None or conflict.integration_id != integration.id:
         abort(404)
     enqueue_conflict_retry(conflict)
-    audit_log.record(
-        integration, audit_log.CONFLICT_RETRIED, f"“{conflict.subject}” on {calendar_name(conflict.link)}."
-    )
+    audit_log.record(integration, audit_log.CONFLICT_RETRIED, f"“{conflict.subject}” on {conflict.link.label}.")
     db.session.commit()
     flash(
         f"Trying again: “{conflict.subject}” is read from Outlook in the background and booked if the room is free. "

@@ -300,6 +300,4 @@ class SyncLogFilterForm(FlaskForm):
     only_errors = BooleanField("Errors only")
 
     def set_choices(self, links):
-        self.room.choices = [(0, "all calendars")] + [
-            (link.id, "own calendar" if link.is_me else link.mailbox) for link in links
-        ]
+        self.room.choices = [(0, "all calendars")] + [(link.id, link.label) for link in links]

@@ -23,10 +23,6 @@ class FullSyncForm(FlaskForm):
     """No fields: the confirmation's button, with its CSRF token."""
 
 
-def calendar_name(link):
-    return "the own calendar" if link.is_me else link.mailbox
-
-
 @bp.route(ROOM_TABLE_URL + "/<int:link_id>/full-sync", methods=["GET", "POST"])
 @login_required
 def link_full_sync(org_id, integration_id, link_id):
@@ -39,9 +35,9 @@ def link_full_sync(org_id, integration_id, link_id):
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
     if form.validate_on_submit():
         enqueue_link_sync(link.id, full=True)
-        audit_log.record(integration, audit_log.FULL_SYNC_STARTED, f"{calendar_name(link)}.")
+        audit_log.record(integration, audit_log.FULL_SYNC_STARTED, f"{link.label}.")
         db.session.commit()
-        flash(f"Full sync of {calendar_name(link)} queued. Its progress shows under Status.", "success")
+        flash(f"Full sync of {link.label} queued. Its progress shows under Status.", "success")
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
     action = url_for("admin.link_full_sync", org_id=org_id, integration_id=integration.id, link_id=link.id)
     return _confirmation(organisation, integration, [link], form, action, room=link)
@@ -60,7 +56,7 @@ def integration_full_sync(org_id, integration_id):
         else:
             for link in links:
                 enqueue_link_sync(link.id, full=True)
-            names = ", ".join(calendar_name(link) for link in links)
+            names = ", ".join(link.label for link in links)
             audit_log.record(integration, audit_log.FULL_SYNC_STARTED, f"{len(links)} calendar(s): {names}.")
             db.session.commit()
             flash(f"Full sync of {len(links)} calendar(s) queued. Its progress shows under Status.", "success")

@@ -263,7 +263,7 @@ def link_sync(org_id, integration_id, link_id):
     else:
         enqueue_link_sync(link.id)
         db.session.commit()
-        flash(f"Sync of {'the own calendar' if link.is_me else link.mailbox} queued.", "success")
+        flash(f"Sync of {link.label} queued.", "success")
     if request.form.get("from") == "status":
         return redirect(url_for("admin.integration_detail", org_id=org_id, integration_id=integration.id))
     return _back_to_table(organisation, integration)

@@ -73,3 +73,8 @@ class CalendarLink(db.Model):
     @property
     def is_me(self):
         return self.mailbox == MAILBOX_ME
+
+    @property
+    def label(self):
+        """How the portal names this calendar: its room mailbox, or the delegated account's own calendar."""
+        return "the own calendar" if self.is_me else self.mailbox
